@@ -1,0 +1,108 @@
+// Package flow owns the consent flow: starting a 3-legged OAuth authorization
+// at AgentCore Identity, binding the browser that comes back to the user who
+// started it, completing the session and resuming the waiting workflow.
+//
+// It depends only on the small interfaces (ports) declared in ports.go; the
+// AWS adapters live in their own packages.
+package flow
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// SessionValidity is how long AgentCore keeps an authorization URL and its
+// session usable (FIELD-NOTES §1.6).
+const SessionValidity = 10 * time.Minute
+
+// Status is the lifecycle state of a stored session.
+//
+//	PENDING -> COMPLETING -> COMPLETED
+//	PENDING -> FAILED | EXPIRED
+//	COMPLETING -> PENDING (transient AgentCore failure: the user may retry)
+//	COMPLETING -> FAILED | EXPIRED
+type Status string
+
+const (
+	StatusPending    Status = "PENDING"
+	StatusCompleting Status = "COMPLETING"
+	StatusCompleted  Status = "COMPLETED"
+	StatusFailed     Status = "FAILED"
+	StatusExpired    Status = "EXPIRED"
+)
+
+// Terminal reports whether no further transition is allowed.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusExpired
+}
+
+// BindingMode says how the callback proves that the browser belongs to the
+// user who started the flow.
+type BindingMode string
+
+const (
+	// BindingCode: a one-time verification code shown to the user in the
+	// application's own channel must be typed on the confirmation page.
+	BindingCode BindingMode = "code"
+	// BindingNone: explicit opt-in for single-user setups; one button.
+	BindingNone BindingMode = "none"
+)
+
+// Session is one pending or finished authorization, as stored.
+// Secrets are never stored in clear except where the flow must replay them
+// (the task token, which Step Functions needs back, and the AgentCore
+// sessionUri, which is the lookup key).
+type Session struct {
+	// SessionURI is AgentCore's session identifier
+	// (urn:ietf:params:oauth:request_uri:...). Primary key.
+	SessionURI string
+	// CorrelationID is a random UUID that names the session in logs and events.
+	CorrelationID string
+	// StateHash is Hash(customState); the state itself is never stored.
+	StateHash string
+	// UserID is set when the flow was started for a user id.
+	UserID string
+	// UserTokenHash is Hash(userToken) when the flow was started with a JWT.
+	UserTokenHash string
+	Provider      string
+	Scopes        []string
+	// TaskToken is the Step Functions task token, empty for synchronous use.
+	TaskToken string
+	// AuthorizationURL is where the user consents (kept to answer retries).
+	AuthorizationURL string
+	Binding          BindingMode
+	// CodeHash is Hash(verification code) in BindingCode mode.
+	CodeHash string
+	Status   Status
+	// Attempts counts wrong verification codes.
+	Attempts int
+	// FailureReason is the named error a FAILED/EXPIRED session ended with.
+	FailureReason string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	// ClaimedAt is when the session entered COMPLETING (a lease: a claim
+	// older than ClaimLease may be taken over).
+	ClaimedAt time.Time
+	// NotifiedAt is when the AuthorizationRequired event was published
+	// (zero until then).
+	NotifiedAt time.Time
+}
+
+// ClaimLease bounds how long a COMPLETING claim blocks others: a callback
+// that crashed between claim and completion does not wedge the session.
+const ClaimLease = 60 * time.Second
+
+// ExpiredAt reports whether the session's validity has run out at now.
+func (s *Session) ExpiredAt(now time.Time) bool {
+	return !now.Before(s.ExpiresAt)
+}
+
+// Hash is the one-way digest used for every secret the store keeps a
+// fingerprint of (customState, verification code, user token): hex SHA-256.
+// The inputs are high-entropy random values (state, JWT) or short-lived
+// codes with an attempt limit, so an unsalted digest is adequate.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
