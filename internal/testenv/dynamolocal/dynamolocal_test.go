@@ -1,0 +1,109 @@
+package dynamolocal_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+)
+
+func TestMain(m *testing.M) { dynamolocal.Main(m) }
+
+func TestSharedAnswers(t *testing.T) {
+	db := dynamolocal.Shared(t)
+	if !strings.HasPrefix(db.Endpoint(), "http://127.0.0.1:") {
+		t.Fatalf("endpoint %q is not loopback", db.Endpoint())
+	}
+	if _, err := db.Client().ListTables(context.Background(), &dynamodb.ListTablesInput{}); err != nil {
+		t.Fatalf("ListTables: %v", err)
+	}
+	if again := dynamolocal.Shared(t); again != db {
+		t.Fatal("Shared started a second instance")
+	}
+}
+
+func TestStopKillsProcessGroup(t *testing.T) {
+	db := dynamolocal.ForTest(t)
+	pid := pidOf(t, db)
+	db.Stop()
+	db.Stop() // idempotent
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("java pid %d still alive after Stop", pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := db.Client().ListTables(ctx, &dynamodb.ListTablesInput{}, func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }); err == nil {
+		t.Fatal("emulator still answers after Stop")
+	}
+}
+
+func TestTableNameUnique(t *testing.T) {
+	a, b := dynamolocal.TableName(t), dynamolocal.TableName(t)
+	if a == b || len(a) < 3 || len(a) > 255 {
+		t.Fatalf("bad table names %q %q", a, b)
+	}
+}
+
+// pidOf finds the java process serving db's port.
+func pidOf(t *testing.T, db *dynamolocal.Instance) int {
+	t.Helper()
+	port := db.Endpoint()[strings.LastIndex(db.Endpoint(), ":")+1:]
+	out, err := exec.Command("pgrep", "-f", "DynamoDBLocal.jar -inMemory -port "+port+" ").Output()
+	if err != nil {
+		t.Fatalf("pgrep: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.Fields(string(out))[0])
+	if err != nil {
+		t.Fatalf("pgrep output %q: %v", out, err)
+	}
+	return pid
+}
+
+// TestNoLeakWhenTestBinaryPanics runs this test binary again in a mode that
+// starts the shared instance and panics (no cleanup runs); the emulator must
+// die with it (parent-death signal).
+func TestNoLeakWhenTestBinaryPanics(t *testing.T) {
+	if os.Getenv("DYNAMOLOCAL_PANIC_CHILD") == "1" {
+		db := dynamolocal.Shared(t)
+		fmt.Println("ENDPOINT", db.Endpoint())
+		panic("deliberate panic with DynamoDB Local running")
+	}
+	if dynamolocal.Skipped() {
+		t.Skip("DynamoDB Local disabled")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNoLeakWhenTestBinaryPanics$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "DYNAMOLOCAL_PANIC_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("child did not fail:\n%s", out)
+	}
+	var port string
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "ENDPOINT "); ok {
+			port = rest[strings.LastIndex(rest, ":")+1:]
+		}
+	}
+	if port == "" {
+		t.Fatalf("child never started DynamoDB Local:\n%s", out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := exec.Command("pgrep", "-f", "DynamoDBLocal.jar -inMemory -port "+port+" ").Run()
+		if err != nil { // pgrep exit 1: no such process
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DynamoDB Local on port %s survived its test binary's panic", port)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
