@@ -1,0 +1,412 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// MaxCodeAttempts is how many wrong verification codes end a session.
+const MaxCodeAttempts = 5
+
+// Outcome kinds: what happened, for the page the HTTP layer renders.
+type Kind int
+
+const (
+	// KindConfirm: show the confirmation page (GET, or a retry after a wrong code).
+	KindConfirm Kind = iota
+	KindConnected
+	KindAlreadyConnected
+	KindInProgress
+	KindWrongCode
+	KindTooManyAttempts
+	KindWrongUser
+	KindDenied
+	KindExpired
+	KindFailed
+	KindTryAgain
+	KindBadRequest
+	KindUnknownSession
+	KindStateMismatch
+)
+
+// Outcome is the callback's answer. It carries only what a page may show.
+type Outcome struct {
+	Kind Kind
+	// Session fields safe to show to the person holding the link.
+	Provider string
+	Scopes   []string
+	UserID   string
+	Binding  BindingMode
+	// SessionURI and State are echoed into the confirmation form (the
+	// browser already has both in its address bar); empty otherwise.
+	SessionURI       string
+	State            string
+	AttemptsLeft     int
+	WorkflowResumed  bool
+	ExpiresAt        time.Time
+	NeedsUserSession bool
+	Detail           string // a safe, fixed reason phrase
+}
+
+// CallbackParams are the query (GET) or form (POST) parameters.
+type CallbackParams struct {
+	SessionID        string
+	State            string
+	Code             string
+	Error            string
+	ErrorDescription string
+	// UserToken is the JWT of the browser's own application session (cookie),
+	// for flows started with a user JWT.
+	UserToken string
+}
+
+// CallbackConfig is the callback deployment's configuration.
+type CallbackConfig struct {
+	Binding BindingMode
+	// ClaimWait bounds how long a request that lost the race for a session
+	// waits for the winner to finish, so it can answer "already connected".
+	ClaimWait time.Duration
+}
+
+// Callback handles the browser's return from AgentCore.
+type Callback struct {
+	cfg CallbackConfig
+	d   Deps
+}
+
+// NewCallback checks the configuration and returns a Callback.
+func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
+	if cfg.Binding != BindingCode && cfg.Binding != BindingNone {
+		return nil, errors.New("binding mode must be code or none")
+	}
+	if cfg.ClaimWait == 0 {
+		cfg.ClaimWait = 3 * time.Second
+	}
+	return &Callback{cfg: cfg, d: d}, nil
+}
+
+var (
+	reState     = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+	reOAuthErr  = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$`)
+	maxParamLen = 4096
+)
+
+// normalizeSessionID accepts the sessionUri once or twice percent-encoded
+// (FIELD-NOTES §1.4) and checks it against the model's pattern.
+func normalizeSessionID(v string) (string, bool) {
+	if len(v) > 3*maxRequestURI {
+		return "", false
+	}
+	if strings.HasPrefix(strings.ToLower(v), "urn%3a") {
+		d, err := url.QueryUnescape(v)
+		if err != nil {
+			return "", false
+		}
+		v = d
+	}
+	return v, ValidSessionURI(v)
+}
+
+// lookup validates the parameters, loads the session and checks the state.
+// It returns a non-nil Outcome when the request ends there.
+func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slog.Logger, *Outcome) {
+	log := c.d.Log
+	if p.SessionID == "" || p.State == "" {
+		log.WarnContext(ctx, "callback without session_id or state")
+		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is incomplete."}
+	}
+	uri, ok := normalizeSessionID(p.SessionID)
+	if !ok {
+		log.WarnContext(ctx, "callback with a malformed session_id")
+		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+	}
+	if len(p.State) > maxParamLen || !reState.MatchString(p.State) {
+		log.WarnContext(ctx, "callback with a malformed state")
+		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+	}
+	s, err := c.d.Store.Get(ctx, uri)
+	if errors.Is(err, ErrNotFound) {
+		log.WarnContext(ctx, "callback for an unknown session")
+		return nil, log, &Outcome{Kind: KindUnknownSession}
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "session store unavailable", "error", safeErr(err))
+		return nil, log, &Outcome{Kind: KindTryAgain}
+	}
+	log = log.With("correlationId", s.CorrelationID)
+	if !equalHash(Hash(p.State), s.StateHash) {
+		log.WarnContext(ctx, "callback state does not match the session")
+		return nil, log, &Outcome{Kind: KindStateMismatch}
+	}
+	return s, log, nil
+}
+
+func (c *Callback) base(s *Session, k Kind) *Outcome {
+	return &Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: s.Binding, ExpiresAt: s.ExpiresAt}
+}
+
+// View answers GET: it never completes anything (a link an attacker sends
+// must not be able to finish a flow), it shows a confirmation page.
+func (c *Callback) View(ctx context.Context, p CallbackParams) *Outcome {
+	if p.Error != "" {
+		return c.denied(ctx, p)
+	}
+	s, log, o := c.lookup(ctx, p)
+	if o != nil {
+		return o
+	}
+	if o := c.settled(ctx, log, s); o != nil {
+		return o
+	}
+	out := c.base(s, KindConfirm)
+	out.SessionURI, out.State = s.SessionURI, p.State
+	out.AttemptsLeft = MaxCodeAttempts - s.Attempts
+	out.NeedsUserSession = s.UserTokenHash != ""
+	log.InfoContext(ctx, "confirmation page shown")
+	return out
+}
+
+// Confirm answers POST: binding check, claim, CompleteResourceTokenAuth,
+// resume the workflow.
+func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
+	s, log, o := c.lookup(ctx, p)
+	if o != nil {
+		return o
+	}
+	if o := c.settled(ctx, log, s); o != nil {
+		return o
+	}
+	if s.Binding != c.cfg.Binding {
+		// The record says how it was bound; a deployment that changed mode
+		// keeps honouring the stronger rule of the record.
+		log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
+	}
+	user := UserRef{UserID: s.UserID}
+	if s.UserTokenHash != "" {
+		if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
+			log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
+			out := c.base(s, KindWrongUser)
+			out.UserID = "" // never reveal whom the flow was for to another user
+			return out
+		}
+		user = UserRef{UserToken: p.UserToken}
+	}
+	switch s.Binding {
+	case BindingCode:
+		if !equalHash(codeHash(s.SessionURI, p.Code), s.CodeHash) || s.CodeHash == "" {
+			return c.wrongCode(ctx, log, s, p)
+		}
+	case BindingNone:
+		log.WarnContext(ctx, "binding mode none: completing without proof that the browser belongs to the user")
+	default:
+		log.ErrorContext(ctx, "session has an unknown binding mode")
+		return c.base(s, KindFailed)
+	}
+
+	claimed, err := c.d.Store.Claim(ctx, s.SessionURI, c.d.Clock())
+	if err != nil {
+		return c.lostClaim(ctx, log, s, claimed, err)
+	}
+	log.InfoContext(ctx, "session claimed; completing at AgentCore")
+	if err := c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user); err != nil {
+		f := AsFailure(err, ErrNameAgentCoreUnavailable)
+		if f.Retryable {
+			log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
+			if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
+				log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
+			}
+			out := c.base(s, KindTryAgain)
+			out.SessionURI, out.State = s.SessionURI, p.State
+			return out
+		}
+		log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
+		c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
+		out := c.base(s, KindFailed)
+		out.Detail = "AgentCore Identity did not accept the authorization."
+		return out
+	}
+	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
+		// The vault has the token; a stale record only costs a replay page.
+		log.ErrorContext(ctx, "could not mark the session completed", "error", safeErr(err))
+	}
+	out := c.base(s, KindConnected)
+	out.WorkflowResumed = c.resume(ctx, log, s)
+	log.InfoContext(ctx, "authorization completed", "workflowResumed", out.WorkflowResumed)
+	return out
+}
+
+// settled answers for sessions that are no longer waiting for the user.
+func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
+	switch s.Status {
+	case StatusPending, StatusCompleting:
+		return nil
+	case StatusCompleted:
+		log.InfoContext(ctx, "replayed callback for a completed session")
+		return c.base(s, KindAlreadyConnected)
+	case StatusExpired:
+		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, ErrNameExpired, "the authorization session expired")
+		return c.base(s, KindExpired)
+	case StatusFailed:
+		switch s.FailureReason {
+		case ErrNameBindingFailed:
+			return c.base(s, KindTooManyAttempts)
+		case ErrNameConsentDenied:
+			return c.base(s, KindDenied)
+		}
+		return c.base(s, KindFailed)
+	}
+	log.ErrorContext(ctx, "session has an unknown status", "status", string(s.Status))
+	return c.base(s, KindFailed)
+}
+
+func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
+	u, err := c.d.Store.RecordFailedAttempt(ctx, s.SessionURI, MaxCodeAttempts, ErrNameBindingFailed)
+	if err != nil {
+		if errors.Is(err, ErrConflict) && u != nil {
+			if o := c.settled(ctx, log, u); o != nil {
+				return o
+			}
+		}
+		log.ErrorContext(ctx, "could not record a failed attempt", "error", safeErr(err))
+		return c.base(s, KindTryAgain)
+	}
+	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts)
+	if u.Status == StatusFailed {
+		c.failTask(ctx, log, u, ErrNameBindingFailed, "too many wrong verification codes")
+		return c.base(u, KindTooManyAttempts)
+	}
+	out := c.base(u, KindWrongCode)
+	out.SessionURI, out.State = u.SessionURI, p.State
+	out.AttemptsLeft = MaxCodeAttempts - u.Attempts
+	out.NeedsUserSession = u.UserTokenHash != ""
+	return out
+}
+
+// lostClaim: another request holds or finished the session, or it expired.
+// Wait briefly for a concurrent winner so the answer is definitive.
+func (c *Callback) lostClaim(ctx context.Context, log *slog.Logger, s, cur *Session, err error) *Outcome {
+	if !errors.Is(err, ErrConflict) {
+		log.ErrorContext(ctx, "could not claim the session", "error", safeErr(err))
+		return c.base(s, KindTryAgain)
+	}
+	deadline := c.d.Clock().Add(c.cfg.ClaimWait)
+	for cur != nil && cur.Status == StatusCompleting && c.d.Clock().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return c.base(s, KindInProgress)
+		case <-time.After(50 * time.Millisecond):
+		}
+		n, gerr := c.d.Store.Get(ctx, s.SessionURI)
+		if gerr != nil {
+			break
+		}
+		cur = n
+	}
+	if cur == nil {
+		return c.base(s, KindTryAgain)
+	}
+	if o := c.settled(ctx, log, cur); o != nil {
+		return o
+	}
+	if cur.Status == StatusCompleting {
+		return c.base(s, KindInProgress)
+	}
+	// Released back to PENDING by a transient failure: the user may retry.
+	return c.base(s, KindTryAgain)
+}
+
+// denied handles a redirect that carries an OAuth error instead of consent.
+func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
+	log := c.d.Log
+	code := p.Error
+	if !reOAuthErr.MatchString(code) {
+		code = "invalid"
+	}
+	if p.SessionID == "" || p.State == "" {
+		// Without both we cannot tell which flow this is; the waiting task
+		// runs into its timeout.
+		log.WarnContext(ctx, "provider error without session_id/state", "oauthError", code)
+		return &Outcome{Kind: KindDenied}
+	}
+	s, log, o := c.lookup(ctx, p)
+	if o != nil {
+		return o
+	}
+	if o := c.settled(ctx, log, s); o != nil {
+		return o
+	}
+	log.WarnContext(ctx, "the provider reported an error instead of consent", "oauthError", code)
+	name := ErrNameConsentDenied
+	cause := "the user did not grant access at the provider"
+	if code != "access_denied" {
+		name = ErrNameAuthorizationFailed
+		cause = "the provider reported an authorization error"
+	}
+	if c.finish(ctx, log, s, []Status{StatusPending}, StatusFailed, name, cause) == nil {
+		if cur, err := c.d.Store.Get(ctx, s.SessionURI); err == nil {
+			if o := c.settled(ctx, log, cur); o != nil {
+				return o
+			}
+		}
+	}
+	if name == ErrNameConsentDenied {
+		return c.base(s, KindDenied)
+	}
+	out := c.base(s, KindFailed)
+	out.Detail = "The provider reported an error."
+	return out
+}
+
+// finish moves s to a terminal status and, if this request made that move,
+// fails the waiting task. It returns the updated session, or nil when the
+// move did not happen (someone else settled it first).
+func (c *Callback) finish(ctx context.Context, log *slog.Logger, s *Session, from []Status, to Status, name, cause string) *Session {
+	u, err := c.d.Store.Transition(ctx, s.SessionURI, from, to, name)
+	if err != nil {
+		if !errors.Is(err, ErrConflict) {
+			log.ErrorContext(ctx, "could not settle the session", "error", safeErr(err), "to", string(to))
+		}
+		return nil
+	}
+	c.failTask(ctx, log, u, name, cause)
+	return u
+}
+
+func (c *Callback) failTask(ctx context.Context, log *slog.Logger, s *Session, name, cause string) {
+	if s.TaskToken == "" {
+		return
+	}
+	err := c.d.Resumer.Fail(ctx, s.TaskToken, name, cause)
+	switch {
+	case err == nil:
+		log.InfoContext(ctx, "workflow task failed", "error", name)
+	case errors.Is(err, ErrTaskGone):
+		log.WarnContext(ctx, "workflow task no longer waiting", "error", name)
+	default:
+		log.ErrorContext(ctx, "could not fail the workflow task", "error", safeErr(err))
+	}
+}
+
+func (c *Callback) resume(ctx context.Context, log *slog.Logger, s *Session) bool {
+	if s.TaskToken == "" {
+		return false
+	}
+	out := &Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, CorrelationID: s.CorrelationID}
+	err := c.d.Resumer.Succeed(ctx, s.TaskToken, out)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, ErrTaskGone):
+		log.WarnContext(ctx, "workflow task no longer waiting; the token is in the vault for the next run")
+	default:
+		// The vault holds the token, so the workflow's next attempt succeeds
+		// at once; the waiting task runs into its timeout.
+		log.ErrorContext(ctx, "could not resume the workflow task", "error", safeErr(err))
+	}
+	return false
+}

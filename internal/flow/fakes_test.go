@@ -1,0 +1,340 @@
+package flow_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+// memStore is an in-memory SessionStore for fault-injection tests of the
+// domain. The DynamoDB store is tested against DynamoDB Local in
+// internal/state; both follow the contract in ports.go.
+type memStore struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	sessions map[string]flow.Session
+	tasks    map[string]string
+	failNext error // returned once by the next call
+}
+
+func newMemStore(now func() time.Time) *memStore {
+	return &memStore{now: now, sessions: map[string]flow.Session{}, tasks: map[string]string{}}
+}
+
+func (m *memStore) injected() error {
+	err := m.failNext
+	m.failNext = nil
+	return err
+}
+
+func (m *memStore) view(s flow.Session) *flow.Session {
+	if (s.Status == flow.StatusPending || s.Status == flow.StatusCompleting) && s.ExpiredAt(m.now()) {
+		s.Status = flow.StatusExpired
+	}
+	s.Scopes = slices.Clone(s.Scopes)
+	return &s
+}
+
+func (m *memStore) Create(_ context.Context, s *flow.Session) (*flow.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.injected(); err != nil {
+		return nil, err
+	}
+	if s.TaskToken != "" {
+		if uri, ok := m.tasks[s.TaskToken]; ok {
+			return m.view(m.sessions[uri]), flow.ErrTaskExists
+		}
+	}
+	if old, ok := m.sessions[s.SessionURI]; ok {
+		return m.view(old), flow.ErrConflict
+	}
+	m.sessions[s.SessionURI] = *s
+	if s.TaskToken != "" {
+		m.tasks[s.TaskToken] = s.SessionURI
+	}
+	return nil, nil
+}
+
+func (m *memStore) Get(_ context.Context, uri string) (*flow.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.injected(); err != nil {
+		return nil, err
+	}
+	s, ok := m.sessions[uri]
+	if !ok {
+		return nil, flow.ErrNotFound
+	}
+	return m.view(s), nil
+}
+
+func (m *memStore) GetByTaskToken(ctx context.Context, tt string) (*flow.Session, error) {
+	m.mu.Lock()
+	uri, ok := m.tasks[tt]
+	m.mu.Unlock()
+	if !ok {
+		return nil, flow.ErrNotFound
+	}
+	return m.Get(ctx, uri)
+}
+
+func (m *memStore) update(uri string, f func(s *flow.Session) bool) (*flow.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.injected(); err != nil {
+		return nil, err
+	}
+	s, ok := m.sessions[uri]
+	if !ok {
+		return nil, flow.ErrNotFound
+	}
+	if !f(&s) {
+		return m.view(m.sessions[uri]), flow.ErrConflict
+	}
+	m.sessions[uri] = s
+	return m.view(s), nil
+}
+
+func (m *memStore) Claim(_ context.Context, uri string, now time.Time) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if s.ExpiredAt(now) {
+			return false
+		}
+		if s.Status == flow.StatusPending || s.Status == flow.StatusCompleting && now.Sub(s.ClaimedAt) > flow.ClaimLease {
+			s.Status, s.ClaimedAt = flow.StatusCompleting, now
+			return true
+		}
+		return false
+	})
+}
+
+func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status, to flow.Status, reason string) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if !slices.Contains(from, s.Status) {
+			return false
+		}
+		s.Status, s.FailureReason = to, reason
+		return true
+	})
+}
+
+func (m *memStore) RecordFailedAttempt(_ context.Context, uri string, max int, reason string) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if s.Status != flow.StatusPending || s.ExpiredAt(m.now()) {
+			return false
+		}
+		s.Attempts++
+		if s.Attempts >= max {
+			s.Status, s.FailureReason = flow.StatusFailed, reason
+		}
+		return true
+	})
+}
+
+func (m *memStore) MarkNotified(_ context.Context, uri, codeHash string, now time.Time) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if !s.NotifiedAt.IsZero() {
+			return false
+		}
+		s.NotifiedAt = now
+		if codeHash != "" {
+			s.CodeHash = codeHash
+		}
+		return true
+	})
+}
+
+// fakeIdentity scripts AgentCore answers and records calls.
+type fakeIdentity struct {
+	mu         sync.Mutex
+	calls      []string
+	users      []flow.UserRef
+	reqs       []flow.TokenRequest
+	completes  []flow.UserRef
+	watErr     error
+	tokenErr   error
+	token      flow.TokenResult
+	completeFn func(n int) error // n = 1-based call number
+	uris       int
+}
+
+func (f *fakeIdentity) record(op string) {
+	f.calls = append(f.calls, op)
+}
+
+func (f *fakeIdentity) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == op {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeIdentity) WorkloadAccessToken(_ context.Context, workload string, u flow.UserRef) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetWorkloadAccessToken")
+	f.users = append(f.users, u)
+	if f.watErr != nil {
+		return "", f.watErr
+	}
+	return "wat-" + workload, nil
+}
+
+func (f *fakeIdentity) ResourceOAuth2Token(_ context.Context, wat string, r flow.TokenRequest) (flow.TokenResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetResourceOauth2Token")
+	f.reqs = append(f.reqs, r)
+	if f.tokenErr != nil {
+		return flow.TokenResult{}, f.tokenErr
+	}
+	if f.token.AccessToken != "" || f.token.SessionStatus == "FAILED" {
+		return f.token, nil
+	}
+	f.uris++
+	uri := "urn:ietf:params:oauth:request_uri:sess-" + string(rune('a'+f.uris))
+	return flow.TokenResult{AuthorizationURL: "https://agentcore.example/authorize?request_uri=x", SessionURI: uri, SessionStatus: "IN_PROGRESS"}, nil
+}
+
+func (f *fakeIdentity) CompleteResourceTokenAuth(_ context.Context, uri string, u flow.UserRef) error {
+	f.mu.Lock()
+	f.record("CompleteResourceTokenAuth")
+	f.completes = append(f.completes, u)
+	n := len(f.completes)
+	fn := f.completeFn
+	f.mu.Unlock()
+	// Outside the lock, so concurrent callers really overlap.
+	time.Sleep(5 * time.Millisecond)
+	if fn != nil {
+		return fn(n)
+	}
+	return nil
+}
+
+type taskResult struct {
+	Token  string
+	OK     bool
+	Output json.RawMessage
+	Error  string
+	Cause  string
+}
+
+// fakeResumer records task results and can fail.
+type fakeResumer struct {
+	mu      sync.Mutex
+	results []taskResult
+	err     error
+}
+
+func (r *fakeResumer) Succeed(_ context.Context, tt string, out any) error {
+	b, _ := json.Marshal(out)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, taskResult{Token: tt, OK: true, Output: b})
+	return r.err
+}
+
+func (r *fakeResumer) Fail(_ context.Context, tt, name, cause string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.results = append(r.results, taskResult{Token: tt, Error: name, Cause: cause})
+	return r.err
+}
+
+func (r *fakeResumer) all() []taskResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.results)
+}
+
+type fakeNotifier struct {
+	mu     sync.Mutex
+	events []flow.AuthorizationRequired
+	err    error
+}
+
+func (n *fakeNotifier) AuthorizationRequired(_ context.Context, ev flow.AuthorizationRequired) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err != nil {
+		err := n.err
+		n.err = nil
+		return err
+	}
+	n.events = append(n.events, ev)
+	return nil
+}
+
+func (n *fakeNotifier) last(t *testing.T) flow.AuthorizationRequired {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.events) == 0 {
+		t.Fatal("no AuthorizationRequired event published")
+	}
+	return n.events[len(n.events)-1]
+}
+
+// env bundles a domain under test with its fakes.
+type env struct {
+	t        *testing.T
+	now      time.Time
+	store    *memStore
+	id       *fakeIdentity
+	resumer  *fakeResumer
+	notifier *fakeNotifier
+	logs     *bytes.Buffer
+	ini      *flow.Initiator
+	cb       *flow.Callback
+}
+
+func newEnv(t *testing.T, mode flow.BindingMode) *env {
+	t.Helper()
+	e := &env{t: t, now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
+	clock := func() time.Time { return e.now }
+	e.store = newMemStore(clock)
+	e.id = &fakeIdentity{}
+	e.resumer = &fakeResumer{}
+	e.notifier = &fakeNotifier{}
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := flow.Deps{Identity: e.id, Store: e.store, Resumer: e.resumer, Notifier: e.notifier, Clock: clock,
+		Random: func(b []byte) error { _, err := cryptoRead(b); return err }, Log: log}
+	var err error
+	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cb, err = flow.NewCallback(flow.CallbackConfig{Binding: mode, ClaimWait: 2 * time.Second}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+var errBoom = errors.New("boom")

@@ -1,0 +1,244 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Output statuses.
+const (
+	StatusAuthorized            = "AUTHORIZED"
+	StatusAuthorizationRequired = "AUTHORIZATION_REQUIRED"
+)
+
+// Result is what initiate returns and what a resumed workflow receives.
+// It never holds an OAuth token. In the callback pattern (task token) the
+// Lambda's own return value lands in the execution history (TaskSubmitted),
+// so there it carries no authorization URL and no code: those go to the
+// application only through the AuthorizationRequired event.
+type Result struct {
+	Status           string     `json:"status"`
+	Provider         string     `json:"provider"`
+	Scopes           []string   `json:"scopes"`
+	UserID           string     `json:"userId,omitempty"`
+	CorrelationID    string     `json:"correlationId,omitempty"`
+	AuthorizationURL string     `json:"authorizationUrl,omitempty"`
+	ExpiresAt        *time.Time `json:"expiresAt,omitempty"`
+	VerificationCode string     `json:"verificationCode,omitempty"`
+}
+
+// Config is the deployment's fixed configuration.
+type Config struct {
+	WorkloadName string
+	ReturnURL    string
+	Binding      BindingMode
+}
+
+// Deps are the ports the flow needs.
+type Deps struct {
+	Identity Identity
+	Store    SessionStore
+	Resumer  Resumer
+	Notifier Notifier
+	Clock    Clock
+	Random   Random
+	Log      *slog.Logger
+}
+
+// Initiator starts authorizations (the initiate Lambda's logic).
+type Initiator struct {
+	cfg Config
+	d   Deps
+}
+
+// NewInitiator checks the configuration and returns an Initiator.
+func NewInitiator(cfg Config, d Deps) (*Initiator, error) {
+	if err := ValidateWorkloadName(cfg.WorkloadName); err != nil {
+		return nil, errors.New("workload name " + err.Error())
+	}
+	if err := ValidateReturnURL(cfg.ReturnURL); err != nil {
+		return nil, errors.New("return URL " + err.Error())
+	}
+	if cfg.Binding != BindingCode && cfg.Binding != BindingNone {
+		return nil, errors.New("binding mode must be code or none")
+	}
+	return &Initiator{cfg: cfg, d: d}, nil
+}
+
+// Initiate runs one invocation. Errors are *Failure values whose Name a
+// state machine can Retry/Catch on.
+func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	in := req.Input
+	log := x.d.Log.With("provider", in.Provider, "flow", in.Flow, "callbackPattern", req.TaskToken != "")
+
+	if req.TaskToken != "" {
+		existing, err := x.d.Store.GetByTaskToken(ctx, req.TaskToken)
+		switch {
+		case err == nil:
+			log.InfoContext(ctx, "retried invocation: reusing the session of this task", "correlationId", existing.CorrelationID)
+			return x.announce(ctx, log, existing, "")
+		case !errors.Is(err, ErrNotFound):
+			return nil, storeFailure(err)
+		}
+	}
+
+	user := UserRef{UserID: in.UserID, UserToken: in.UserToken}
+	wat, err := x.d.Identity.WorkloadAccessToken(ctx, x.cfg.WorkloadName, user)
+	if err != nil {
+		return nil, x.identityFailure(ctx, log, "GetWorkloadAccessToken", err)
+	}
+	state, err := newState(x.d.Random)
+	if err != nil {
+		return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+	}
+	tr := TokenRequest{
+		Provider: in.Provider, Scopes: in.Scopes, Flow: in.Flow,
+		CustomParameters: in.CustomParameters, ForceAuthentication: in.ForceAuthentication,
+	}
+	if in.Flow == FlowUserFederation {
+		tr.ReturnURL = x.cfg.ReturnURL
+		tr.CustomState = state
+	}
+	res, err := x.d.Identity.ResourceOAuth2Token(ctx, wat, tr)
+	if err != nil {
+		return nil, x.identityFailure(ctx, log, "GetResourceOauth2Token", err)
+	}
+
+	if res.AccessToken != "" {
+		out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID}
+		log.InfoContext(ctx, "token already in the vault: no consent needed")
+		if req.TaskToken != "" {
+			if err := x.d.Resumer.Succeed(ctx, req.TaskToken, out); err != nil && !errors.Is(err, ErrTaskGone) {
+				return nil, AsFailure(err, ErrNameAgentCoreUnavailable)
+			} else if err != nil {
+				log.WarnContext(ctx, "workflow task no longer waiting", "error", err.Error())
+			}
+		}
+		return out, nil
+	}
+	if res.SessionStatus == "FAILED" {
+		log.WarnContext(ctx, "AgentCore reported the authorization session as FAILED")
+		return nil, Fail(ErrNameAuthorizationFailed, "AgentCore reported the authorization session as failed")
+	}
+	if res.AuthorizationURL == "" || !ValidSessionURI(res.SessionURI) {
+		log.ErrorContext(ctx, "AgentCore answered with neither a token nor a usable session")
+		return nil, Fail(ErrNameAuthorizationFailed, "AgentCore answered with neither a token nor a usable session")
+	}
+
+	now := x.d.Clock()
+	s := &Session{
+		SessionURI:       res.SessionURI,
+		CorrelationID:    uuid.NewString(),
+		StateHash:        Hash(state),
+		UserID:           in.UserID,
+		Provider:         in.Provider,
+		Scopes:           in.Scopes,
+		TaskToken:        req.TaskToken,
+		AuthorizationURL: res.AuthorizationURL,
+		Binding:          x.cfg.Binding,
+		Status:           StatusPending,
+		CreatedAt:        now,
+		ExpiresAt:        now.Add(SessionValidity),
+	}
+	if in.UserToken != "" {
+		s.UserTokenHash = Hash(in.UserToken)
+	}
+	var code string
+	if s.Binding == BindingCode {
+		if code, err = newCode(x.d.Random); err != nil {
+			return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+		}
+		s.CodeHash = codeHash(s.SessionURI, code)
+	}
+	existing, err := x.d.Store.Create(ctx, s)
+	switch {
+	case errors.Is(err, ErrTaskExists):
+		// A concurrent retry of the same task won the race: use its session;
+		// ours is left to expire at AgentCore.
+		log.InfoContext(ctx, "concurrent invocation created the session first", "correlationId", existing.CorrelationID)
+		return x.announce(ctx, log, existing, "")
+	case err != nil:
+		return nil, storeFailure(err)
+	}
+	log.InfoContext(ctx, "authorization session created", "correlationId", s.CorrelationID, "binding", string(s.Binding))
+	return x.announce(ctx, log, s, code)
+}
+
+// announce publishes AuthorizationRequired for s unless that was already
+// done, then builds the result. code is the session's fresh verification
+// code, or "" for a session found in the store: if that one was never
+// announced, its code is unknown (only a digest is kept), so a new code is
+// drawn and replaces the digest when the announcement is recorded.
+func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, code string) (*Result, error) {
+	log = log.With("correlationId", s.CorrelationID)
+	if s.Status != StatusPending {
+		log.WarnContext(ctx, "session of this task is no longer pending", "status", string(s.Status))
+		return nil, Fail(ErrNameAuthorizationFailed, "the authorization session of this task is %s", s.Status)
+	}
+	newHash := ""
+	if s.NotifiedAt.IsZero() {
+		if code == "" && s.Binding == BindingCode {
+			var err error
+			if code, err = newCode(x.d.Random); err != nil {
+				return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+			}
+			newHash = codeHash(s.SessionURI, code)
+		}
+		ev := AuthorizationRequired{
+			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: s.Scopes,
+			AuthorizationURL: s.AuthorizationURL, ExpiresAt: s.ExpiresAt.UTC(), VerificationCode: code,
+		}
+		if err := x.d.Notifier.AuthorizationRequired(ctx, ev); err != nil {
+			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))
+			return nil, &Failure{Name: ErrNameNotifyFailed, Message: "could not publish the AuthorizationRequired event", Retryable: true, Err: err}
+		}
+		if _, err := x.d.Store.MarkNotified(ctx, s.SessionURI, newHash, x.d.Clock()); err != nil {
+			if !errors.Is(err, ErrConflict) {
+				return nil, storeFailure(err)
+			}
+			// Another invocation announced it meanwhile; its code stands.
+			log.WarnContext(ctx, "session was announced concurrently")
+			code = ""
+		}
+		log.InfoContext(ctx, "AuthorizationRequired published")
+	} else {
+		code = "" // already announced: the code went out with that event
+	}
+	exp := s.ExpiresAt.UTC()
+	out := &Result{
+		Status: StatusAuthorizationRequired, Provider: s.Provider, Scopes: s.Scopes,
+		UserID: s.UserID, CorrelationID: s.CorrelationID, ExpiresAt: &exp,
+	}
+	if s.TaskToken == "" {
+		out.AuthorizationURL = s.AuthorizationURL
+		out.VerificationCode = code
+	}
+	return out, nil
+}
+
+func (x *Initiator) identityFailure(ctx context.Context, log *slog.Logger, op string, err error) error {
+	f := AsFailure(err, ErrNameAgentCoreUnavailable)
+	log.WarnContext(ctx, "AgentCore call failed", "operation", op, "error", f.Name, "retryable", f.Retryable)
+	return f
+}
+
+func storeFailure(err error) error {
+	return &Failure{Name: ErrNameStoreUnavailable, Message: "session store unavailable", Retryable: true, Err: err}
+}
+
+// safeErr renders an error for logs: a Failure's safe text, otherwise the
+// error's text (adapter errors carry no request payloads).
+func safeErr(err error) string {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Error()
+	}
+	return err.Error()
+}

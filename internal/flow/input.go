@@ -1,0 +1,241 @@
+package flow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// OAuth2 flows consentflow supports (the model also has
+// ON_BEHALF_OF_TOKEN_EXCHANGE, which needs no user consent and is refused).
+const (
+	FlowUserFederation = "USER_FEDERATION"
+	FlowM2M            = "M2M"
+)
+
+// Limits from the AgentCore Identity model (reference/bedrock-agentcore-identity.model.json)
+// plus bounds of our own where the model sets none (list and map sizes), so
+// a session record always fits a DynamoDB item.
+const (
+	maxUserID        = 128    // UserIdType
+	maxUserToken     = 131072 // UserTokenType
+	maxProviderName  = 128    // CredentialProviderName
+	maxScope         = 128    // ScopeType
+	maxScopes        = 50     // ours
+	maxParamKey      = 256    // CustomRequestKeyType
+	maxParamValue    = 2048   // CustomRequestValueType
+	maxParams        = 20     // ours
+	maxTaskToken     = 2048   // Step Functions taskToken
+	maxRequestURI    = 1024   // RequestUri
+	maxWorkloadName  = 255    // WorkloadIdentityNameType
+	minWorkloadName  = 3
+	maxReturnURL     = 2048 // ResourceOauth2ReturnUrlType
+	maxInitiateEvent = 256 * 1024
+)
+
+var (
+	reUserToken    = regexp.MustCompile(`^[A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]+$`)
+	reProviderName = regexp.MustCompile(`^[a-zA-Z0-9\-_]+$`)
+	reParamKey     = regexp.MustCompile(`^[a-zA-Z0-9\-_.]+$`)
+	reSessionURI   = regexp.MustCompile(`^urn:ietf:params:oauth:request_uri:[a-zA-Z0-9\-._~]+$`)
+	reWorkloadName = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
+	reReturnURL    = regexp.MustCompile(`^\w+:(/?/?)[^\s]+$`)
+)
+
+// Input is what a workflow asks initiate to authorize.
+type Input struct {
+	UserID              string            `json:"userId,omitempty"`
+	UserToken           string            `json:"userToken,omitempty"`
+	Provider            string            `json:"provider"`
+	Scopes              []string          `json:"scopes"`
+	CustomParameters    map[string]string `json:"customParameters,omitempty"`
+	ForceAuthentication bool              `json:"forceAuthentication,omitempty"`
+	Flow                string            `json:"flow,omitempty"`
+}
+
+// Request is one invocation of initiate: the callback-pattern envelope
+// {"taskToken": ..., "input": {...}}, or the bare input (synchronous use).
+type Request struct {
+	TaskToken string
+	Input     Input
+}
+
+// ParseRequest decodes an initiate event. Unknown fields are refused so a
+// misspelt field ("user_id") is reported instead of silently ignored.
+func ParseRequest(raw []byte) (Request, error) {
+	if len(raw) > maxInitiateEvent {
+		return Request{}, Fail(ErrNameInvalidInput, "event larger than %d bytes", maxInitiateEvent)
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
+		return Request{}, Fail(ErrNameInvalidInput, "event is not a JSON object")
+	}
+	_, hasToken := probe["taskToken"]
+	_, hasInput := probe["input"]
+	if hasToken || hasInput {
+		var env struct {
+			TaskToken *string         `json:"taskToken"`
+			Input     json.RawMessage `json:"input"`
+		}
+		if err := strictDecode(raw, &env); err != nil {
+			return Request{}, err
+		}
+		if env.TaskToken == nil || *env.TaskToken == "" || len(env.Input) == 0 {
+			return Request{}, Fail(ErrNameInvalidInput, "callback events need both taskToken and input")
+		}
+		in, err := parseInput(env.Input)
+		if err != nil {
+			return Request{}, err
+		}
+		return Request{TaskToken: *env.TaskToken, Input: in}, nil
+	}
+	in, err := parseInput(raw)
+	return Request{Input: in}, err
+}
+
+func parseInput(raw []byte) (Input, error) {
+	var in Input
+	err := strictDecode(raw, &in)
+	return in, err
+}
+
+func strictDecode(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ):
+			return Fail(ErrNameInvalidInput, "field %q has the wrong type", typ.Field)
+		case errors.As(err, &syn):
+			return Fail(ErrNameInvalidInput, "malformed JSON at offset %d", syn.Offset)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return Fail(ErrNameInvalidInput, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		default:
+			return Fail(ErrNameInvalidInput, "malformed JSON")
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Fail(ErrNameInvalidInput, "trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Validate checks a request against the AWS model constraints before any
+// AWS call. Messages name the field and the rule, never the value.
+func (r *Request) Validate() error {
+	if len(r.TaskToken) > maxTaskToken {
+		return invalid("taskToken", "must be at most %d characters", maxTaskToken)
+	}
+	in := &r.Input
+	if in.Flow == "" {
+		in.Flow = FlowUserFederation
+	}
+	switch in.Flow {
+	case FlowUserFederation:
+		if (in.UserID == "") == (in.UserToken == "") {
+			return invalid("userId/userToken", "exactly one is required")
+		}
+	case FlowM2M:
+		if in.UserID != "" || in.UserToken != "" {
+			return invalid("userId/userToken", "must be empty for the M2M flow")
+		}
+	default:
+		return invalid("flow", "must be %s or %s", FlowUserFederation, FlowM2M)
+	}
+	if in.UserID != "" {
+		if err := checkLen("userId", in.UserID, 1, maxUserID); err != nil {
+			return err
+		}
+	}
+	if in.UserToken != "" {
+		if err := checkLen("userToken", in.UserToken, 1, maxUserToken); err != nil {
+			return err
+		}
+		if !reUserToken.MatchString(in.UserToken) {
+			return invalid("userToken", "must be a compact JWT (header.payload.signature)")
+		}
+	}
+	if err := checkLen("provider", in.Provider, 1, maxProviderName); err != nil {
+		return err
+	}
+	if !reProviderName.MatchString(in.Provider) {
+		return invalid("provider", "may contain only letters, digits, '-' and '_'")
+	}
+	if in.Scopes == nil {
+		return invalid("scopes", "is required")
+	}
+	if in.Flow == FlowUserFederation && len(in.Scopes) == 0 {
+		return invalid("scopes", "needs at least one scope")
+	}
+	if len(in.Scopes) > maxScopes {
+		return invalid("scopes", "at most %d scopes", maxScopes)
+	}
+	for i, s := range in.Scopes {
+		if err := checkLen(fmt.Sprintf("scopes[%d]", i), s, 1, maxScope); err != nil {
+			return err
+		}
+	}
+	if len(in.CustomParameters) > maxParams {
+		return invalid("customParameters", "at most %d entries", maxParams)
+	}
+	for k, v := range in.CustomParameters {
+		if len(k) < 1 || len(k) > maxParamKey || !reParamKey.MatchString(k) {
+			return invalid("customParameters", "keys are 1-%d characters of letters, digits, '-', '_' and '.'", maxParamKey)
+		}
+		if err := checkLen("customParameters."+k, v, 1, maxParamValue); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkLen(field, v string, min, max int) error {
+	if !utf8.ValidString(v) {
+		return invalid(field, "must be valid UTF-8")
+	}
+	n := utf8.RuneCountInString(v)
+	if n < min || n > max {
+		if n == 0 {
+			return invalid(field, "is required")
+		}
+		return invalid(field, "must be %d-%d characters", min, max)
+	}
+	return nil
+}
+
+func invalid(field, format string, args ...any) *Failure {
+	return Fail(ErrNameInvalidInput, "%s %s", field, fmt.Sprintf(format, args...))
+}
+
+// ValidSessionURI reports whether s matches the model's RequestUri shape.
+func ValidSessionURI(s string) bool {
+	return len(s) <= maxRequestURI && reSessionURI.MatchString(s)
+}
+
+// ValidateWorkloadName checks a configured workload identity name.
+func ValidateWorkloadName(s string) error {
+	if len(s) < minWorkloadName || len(s) > maxWorkloadName || !reWorkloadName.MatchString(s) {
+		return fmt.Errorf("must be %d-%d characters of letters, digits, '_', '.', '-'", minWorkloadName, maxWorkloadName)
+	}
+	return nil
+}
+
+// ValidateReturnURL checks the configured callback URL: the model's pattern,
+// and https unless it points at the loopback interface (local runs).
+func ValidateReturnURL(s string) error {
+	if len(s) < 1 || len(s) > maxReturnURL || !reReturnURL.MatchString(s) {
+		return fmt.Errorf("must be an absolute URL of at most %d characters", maxReturnURL)
+	}
+	if strings.HasPrefix(s, "https://") ||
+		strings.HasPrefix(s, "http://127.0.0.1:") || strings.HasPrefix(s, "http://localhost:") {
+		return nil
+	}
+	return fmt.Errorf("must use https (http is allowed only for 127.0.0.1/localhost)")
+}

@@ -1,0 +1,170 @@
+// Package web presents the callback flow over API Gateway HTTP API
+// (payload format 2.0): it parses the browser's request, calls the domain,
+// and renders an HTML page with strict security headers.
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+// maxBody bounds the POST body we parse (the form has one short field).
+const maxBody = 8 << 10
+
+// Domain is the slice of *flow.Callback the handler needs.
+type Domain interface {
+	View(ctx context.Context, p flow.CallbackParams) *flow.Outcome
+	Confirm(ctx context.Context, p flow.CallbackParams) *flow.Outcome
+}
+
+// Handler turns API Gateway events into domain calls and pages.
+type Handler struct {
+	Domain Domain
+	// UserTokenCookie names the cookie that holds the browser's application
+	// session JWT (for flows started with a user JWT).
+	UserTokenCookie string
+	Log             *slog.Logger
+}
+
+// Handle is the Lambda handler. It never returns an error: every outcome,
+// including bad input and dependency failures, is a page.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	method := req.RequestContext.HTTP.Method
+	switch method {
+	case http.MethodGet, http.MethodPost:
+	default:
+		h.Log.WarnContext(ctx, "method not allowed", "method", method)
+		resp := respond(http.StatusMethodNotAllowed, &flow.Outcome{Kind: flow.KindBadRequest, Detail: "This address only accepts links from the sign-in flow."})
+		resp.Headers["Allow"] = "GET, POST"
+		return resp, nil
+	}
+	q, ok := parseQuery(req.RawQueryString)
+	if !ok {
+		h.Log.WarnContext(ctx, "unparseable or ambiguous query string")
+		return respond(0, &flow.Outcome{Kind: flow.KindBadRequest}), nil
+	}
+	p := flow.CallbackParams{
+		SessionID:        q.Get("session_id"),
+		State:            q.Get("state"),
+		Error:            q.Get("error"),
+		ErrorDescription: q.Get("error_description"),
+	}
+	if method == http.MethodGet {
+		return respond(0, h.Domain.View(ctx, p)), nil
+	}
+
+	form, status := parseForm(req)
+	if status != 0 {
+		h.Log.WarnContext(ctx, "unacceptable POST body", "status", status)
+		return respond(status, &flow.Outcome{Kind: flow.KindBadRequest, Detail: "The form could not be read."}), nil
+	}
+	p.Code = form.Get("code")
+	p.UserToken = cookieValue(req.Cookies, h.UserTokenCookie)
+	return respond(0, h.Domain.Confirm(ctx, p)), nil
+}
+
+// parseQuery parses the raw query string, refusing duplicated parameters
+// (parameter pollution) and anything unparseable.
+func parseQuery(raw string) (url.Values, bool) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, false
+	}
+	for _, k := range []string{"session_id", "state", "error", "error_description", "code"} {
+		if len(q[k]) > 1 {
+			return nil, false
+		}
+	}
+	return q, true
+}
+
+func parseForm(req events.APIGatewayV2HTTPRequest) (url.Values, int) {
+	ct := header(req.Headers, "content-type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, http.StatusUnsupportedMediaType
+	}
+	body := req.Body
+	if req.IsBase64Encoded {
+		if base64.StdEncoding.DecodedLen(len(body)) > maxBody {
+			return nil, http.StatusRequestEntityTooLarge
+		}
+		b, err := base64.StdEncoding.DecodeString(body)
+		if err != nil {
+			return nil, http.StatusBadRequest
+		}
+		body = string(b)
+	}
+	if len(body) > maxBody {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	f, err := url.ParseQuery(body)
+	if err != nil || len(f["code"]) > 1 {
+		return nil, http.StatusBadRequest
+	}
+	return f, 0
+}
+
+// header reads a header from API Gateway's map (lower-cased by API Gateway;
+// matched case-insensitively for other sources).
+func header(h map[string]string, name string) string {
+	if v, ok := h[name]; ok {
+		return v
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// cookieValue finds a cookie in payload 2.0's cookies array.
+func cookieValue(cookies []string, name string) string {
+	if name == "" {
+		return ""
+	}
+	for _, line := range cookies {
+		cs, err := http.ParseCookie(line)
+		if err != nil {
+			continue
+		}
+		for _, c := range cs {
+			if c.Name == name {
+				return c.Value
+			}
+		}
+	}
+	return ""
+}
+
+// respond renders o with the page's status (or status when not 0) and the
+// security headers every response carries.
+func respond(status int, o *flow.Outcome) events.APIGatewayV2HTTPResponse {
+	st, body := render(o)
+	if status != 0 {
+		st = status
+	}
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: st,
+		Headers: map[string]string{
+			"Content-Type":            "text/html; charset=utf-8",
+			"Cache-Control":           "no-store",
+			"Pragma":                  "no-cache",
+			"Referrer-Policy":         "no-referrer",
+			"X-Content-Type-Options":  "nosniff",
+			"X-Frame-Options":         "DENY",
+			"Content-Security-Policy": csp,
+		},
+		Body: body,
+	}
+}
