@@ -253,3 +253,5 @@ func asErr[T error](t *testing.T, err error) T {
 	}
 	return target
 }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
