@@ -1,0 +1,213 @@
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+// recorder is a Domain that records what the handler parsed.
+type recorder struct {
+	calls []string
+	last  flow.CallbackParams
+	out   *flow.Outcome
+}
+
+func (r *recorder) View(_ context.Context, p flow.CallbackParams) *flow.Outcome {
+	r.calls, r.last = append(r.calls, "View"), p
+	return r.out
+}
+
+func (r *recorder) Confirm(_ context.Context, p flow.CallbackParams) *flow.Outcome {
+	r.calls, r.last = append(r.calls, "Confirm"), p
+	return r.out
+}
+
+func loadEvent(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func newHandler(out *flow.Outcome) (*Handler, *recorder) {
+	r := &recorder{out: out}
+	return &Handler{Domain: r, UserTokenCookie: "id_token", Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, r
+}
+
+func checkSecurityHeaders(t *testing.T, resp events.APIGatewayV2HTTPResponse) {
+	t.Helper()
+	want := map[string]string{
+		"Cache-Control":          "no-store",
+		"Referrer-Policy":        "no-referrer",
+		"X-Content-Type-Options": "nosniff",
+		"Content-Type":           "text/html; charset=utf-8",
+	}
+	for k, v := range want {
+		if resp.Headers[k] != v {
+			t.Errorf("header %s = %q, want %q", k, resp.Headers[k], v)
+		}
+	}
+	if csp := resp.Headers["Content-Security-Policy"]; !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q", csp)
+	}
+	if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+}
+
+func TestSampleGETEvent(t *testing.T) {
+	h, r := newHandler(&flow.Outcome{Kind: flow.KindConfirm, Provider: "github", Scopes: []string{"repo"}, Binding: flow.BindingCode, AttemptsLeft: 5})
+	resp, err := h.Handle(context.Background(), loadEvent(t, "callback-get.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSecurityHeaders(t, resp)
+	if resp.StatusCode != 200 || len(r.calls) != 1 || r.calls[0] != "View" {
+		t.Fatalf("status %d calls %v", resp.StatusCode, r.calls)
+	}
+	if r.last.SessionID != "urn:ietf:params:oauth:request_uri:exampleSession-0001" || len(r.last.State) != flow.StateLen {
+		t.Fatalf("params %+v", r.last)
+	}
+	if r.last.UserToken != "" || r.last.Code != "" {
+		t.Fatal("GET must not read the cookie or a code")
+	}
+	body := resp.Body
+	if !strings.Contains(body, `<form method="post"`) || strings.Contains(body, "action=") {
+		t.Fatal("the form must post back to the page's own URL (no action attribute)")
+	}
+	if strings.Contains(body, r.last.State) || strings.Contains(body, "exampleSession-0001") {
+		t.Fatal("state or session id rendered into the page")
+	}
+	if !strings.Contains(body, `name="code"`) {
+		t.Fatal("no code input in code binding mode")
+	}
+}
+
+func TestSamplePOSTEvent(t *testing.T) {
+	h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected, Provider: "github"})
+	resp, _ := h.Handle(context.Background(), loadEvent(t, "callback-post.json"))
+	checkSecurityHeaders(t, resp)
+	if resp.StatusCode != 200 || r.calls[0] != "Confirm" {
+		t.Fatalf("status %d calls %v", resp.StatusCode, r.calls)
+	}
+	if r.last.Code != "7KQ4M-X9P2H" || !strings.HasPrefix(r.last.UserToken, "eyJ") || r.last.State == "" {
+		t.Fatalf("params %+v", r.last)
+	}
+	if !strings.Contains(resp.Body, "Connected") {
+		t.Fatal("success page does not say so")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	get := loadEvent(t, "callback-get.json")
+	post := loadEvent(t, "callback-post.json")
+	cases := map[string]struct {
+		mut    func(ev *events.APIGatewayV2HTTPRequest)
+		base   events.APIGatewayV2HTTPRequest
+		status int
+	}{
+		"method not allowed": {func(ev *events.APIGatewayV2HTTPRequest) { ev.RequestContext.HTTP.Method = "PUT" }, get, 405},
+		"DELETE":             {func(ev *events.APIGatewayV2HTTPRequest) { ev.RequestContext.HTTP.Method = "DELETE" }, get, 405},
+		"duplicated state":   {func(ev *events.APIGatewayV2HTTPRequest) { ev.RawQueryString += "&state=other" }, get, 400},
+		"garbled query":      {func(ev *events.APIGatewayV2HTTPRequest) { ev.RawQueryString = "session_id=%zz" }, get, 400},
+		"json body":          {func(ev *events.APIGatewayV2HTTPRequest) { ev.Headers["content-type"] = "application/json" }, post, 415},
+		"no content type":    {func(ev *events.APIGatewayV2HTTPRequest) { delete(ev.Headers, "content-type") }, post, 415},
+		"bad base64":         {func(ev *events.APIGatewayV2HTTPRequest) { ev.Body = "!!!" }, post, 400},
+		"huge body": {func(ev *events.APIGatewayV2HTTPRequest) {
+			ev.Body = base64.StdEncoding.EncodeToString([]byte("code=" + strings.Repeat("A", 20000)))
+		}, post, 413},
+		"two codes": {func(ev *events.APIGatewayV2HTTPRequest) {
+			ev.Body = base64.StdEncoding.EncodeToString([]byte("code=A&code=B"))
+		}, post, 400},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected})
+			ev := tc.base
+			ev.Headers = map[string]string{}
+			for k, v := range tc.base.Headers {
+				ev.Headers[k] = v
+			}
+			tc.mut(&ev)
+			resp, err := h.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkSecurityHeaders(t, resp)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if len(r.calls) != 0 {
+				t.Fatalf("domain called: %v", r.calls)
+			}
+			if tc.status == 405 && resp.Headers["Allow"] != "GET, POST" {
+				t.Fatal("405 without Allow")
+			}
+		})
+	}
+}
+
+func TestPlainPOSTBody(t *testing.T) {
+	h, r := newHandler(&flow.Outcome{Kind: flow.KindWrongCode, AttemptsLeft: 3, Binding: flow.BindingCode})
+	ev := loadEvent(t, "callback-post.json")
+	ev.IsBase64Encoded, ev.Body = false, "code=abcde+fghij"
+	ev.Headers["content-type"] = "application/x-www-form-urlencoded; charset=UTF-8"
+	resp, _ := h.Handle(context.Background(), ev)
+	if r.last.Code != "abcde fghij" || resp.StatusCode != 403 || !strings.Contains(resp.Body, "3 attempt(s) left") {
+		t.Fatalf("code %q status %d", r.last.Code, resp.StatusCode)
+	}
+	if strings.Contains(resp.Body, "abcde") {
+		t.Fatal("typed code echoed into the page")
+	}
+}
+
+func TestEveryOutcomeRendersSafely(t *testing.T) {
+	evil := `<script>alert(1)</script>`
+	for k := flow.KindConfirm; k <= flow.KindStateMismatch; k++ {
+		o := &flow.Outcome{Kind: k, Provider: evil, Scopes: []string{evil}, UserID: evil, Binding: flow.BindingCode, AttemptsLeft: 2, State: "s"}
+		resp := respond(0, o)
+		if _, ok := specs[k]; !ok {
+			t.Fatalf("kind %d has no page", k)
+		}
+		if strings.Contains(resp.Body, evil) {
+			t.Fatalf("kind %d: unescaped input in HTML", k)
+		}
+		if resp.StatusCode == 500 || !strings.Contains(resp.Body, "<h1>") {
+			t.Fatalf("kind %d: status %d", k, resp.StatusCode)
+		}
+	}
+}
+
+func TestCSPAllowsOnlyOurStyle(t *testing.T) {
+	if !strings.Contains(csp, cspHash(style)) || strings.Contains(csp, "unsafe-inline") {
+		t.Fatalf("CSP %q", csp)
+	}
+}
+
+func TestCookieValue(t *testing.T) {
+	cookies := []string{"a=1", "id_token=x.y.z", "bad cookie"}
+	if v := cookieValue(cookies, "id_token"); v != "x.y.z" {
+		t.Fatalf("got %q", v)
+	}
+	if v := cookieValue(cookies, "missing"); v != "" {
+		t.Fatalf("got %q", v)
+	}
+}
