@@ -1,8 +1,29 @@
-// Placeholder so the CDK app can build the binary; the real wiring lands with the core flow.
+// Command initiate is the consentflow initiate Lambda function: it only wires the
+// configuration and AWS clients (internal/app) and starts the Lambda runtime.
 package main
 
-import "github.com/aws/aws-lambda-go/lambda"
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/consentflow/consentflow/internal/adapters/awsconf"
+	"github.com/consentflow/consentflow/internal/app"
+)
 
 func main() {
-	lambda.Start(func() error { return nil })
+	log := lambdacontext.NewLogger()
+	cfg, err := awsconf.Load(context.Background())
+	if err != nil {
+		log.Error("loading AWS configuration failed", "error", err.Error())
+		os.Exit(1)
+	}
+	h, err := app.NewInitiate(app.ClientsFromConfig(cfg), os.Getenv, log)
+	if err != nil {
+		log.Error(err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h)
 }

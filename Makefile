@@ -1,0 +1,72 @@
+# consentflow: the two commands users need are `make demo` and `make test`.
+# Both do their own set-up (Go modules, npm tools, DynamoDB Local) on a fresh
+# machine; see README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+export CONSENTFLOW_CACHE ?= $(CURDIR)/.cache
+# The CDK CLI writes to ~/.cdk regardless of $$HOME; keep it in the repo cache.
+export CDK_HOME ?= $(CONSENTFLOW_CACHE)/cdk-home
+
+DDB_JAR := $(CONSENTFLOW_CACHE)/dynamodb-local/package/emulator/DynamoDBLocal.jar
+NPM_STAMP := node_modules/.consentflow-installed
+GO_STAMP := $(CONSENTFLOW_CACHE)/go-modules.stamp
+GO_TEST_FLAGS ?= -count=1 -timeout 40m
+
+.PHONY: help setup test check fmt vet unit synth demo demo-auto bench clean
+
+help:
+	@echo "make demo       run the whole consent flow locally (you consent in your browser)"
+	@echo "make demo-auto  the same, driven by headless Chromium"
+	@echo "make test       set up, check formatting, vet, and run every test"
+	@echo "make synth      synthesize the CDK stack offline (npx cdk synth)"
+	@echo "make bench      run the benchmarks and print figures"
+
+# ---- set-up (idempotent; a no-op when everything is present) ----
+setup: $(GO_STAMP) $(NPM_STAMP) $(DDB_JAR)
+
+$(GO_STAMP): go.mod go.sum
+	@echo "==> go: downloading modules"
+	@mkdir -p $(@D)
+	$(GO) mod download
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	@echo "==> npm: installing pinned tools (aws-cdk, asl-validator)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(DDB_JAR):
+	@echo "==> DynamoDB Local: fetching"
+	scripts/fetch-dynamodb-local.sh >/dev/null
+
+# ---- checks ----
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet: $(GO_STAMP)
+	@echo "==> go vet"
+	$(GO) vet ./...
+
+test: setup fmt vet
+	@echo "==> go test (DynamoDB Local, AgentCore emulator, Lambda binaries, Chromium, CDK synth)"
+	$(GO) test $(GO_TEST_FLAGS) ./...
+
+synth: setup
+	npx cdk synth -q
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: setup
+	$(GO) run ./cmd/consentflow-demo
+
+demo-auto: setup
+	$(GO) run ./cmd/consentflow-demo --auto
+
+clean:
+	rm -rf cdk.out bin artifacts
