@@ -21,12 +21,16 @@
 //	--provider NAME       OAuth2 credential provider; NAME=apikey for an API-key provider,
 //	                      NAME=oauth2 explicit (repeatable)
 //	--auto-approve        consent at once when the authorization URL is opened
+//	--double-encode-session-id
+//	                      percent-encode session_id twice in the redirect (AWS's
+//	                      encoding is unconfirmed; callbacks should accept both)
 //	--public-url URL      origin put in authorization URLs (default: the request's Host)
 //	--fault OP=N:KIND     the next N calls of OP fail: KIND throttle, internal or
 //	                      delay=DURATION (repeatable)
 //	--config FILE         JSON: {"workloads":[{"name":...,"allowedReturnUrls":[...]}],
 //	                      "providers":[{"name":...,"kind":"oauth2"|"apikey","apiKey":...}],
-//	                      "autoApprove":bool,"publicUrl":...}; flags add to it
+//	                      "autoApprove":bool,"publicUrl":...,"doubleEncodeSessionId":bool};
+//	                      flags add to it
 //	--log-level LEVEL     debug, info, warn or error (default info)
 package main
 
@@ -66,7 +70,7 @@ type options struct {
 	addr, configFile, publicURL, logLevel string
 	workloads, returnURLs, providers      multi
 	faults                                multi
-	autoApprove                           bool
+	autoApprove, doubleEncode             bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -78,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.returnURLs, "return-url", "allowed return `URL` for every --workload (repeatable)")
 	fs.Var(&o.providers, "provider", "credential provider `NAME` or NAME=apikey (repeatable)")
 	fs.BoolVar(&o.autoApprove, "auto-approve", false, "consent at once, without showing the page")
+	fs.BoolVar(&o.doubleEncode, "double-encode-session-id", false, "percent-encode session_id twice in the redirect to the return URL")
 	fs.StringVar(&o.configFile, "config", "", "JSON configuration `FILE`")
 	fs.StringVar(&o.publicURL, "public-url", "", "origin for authorization URLs (default: the request's Host)")
 	fs.Var(&o.faults, "fault", "inject faults: `OP=N:KIND` with KIND throttle, internal or delay=DURATION (repeatable)")
@@ -150,6 +155,9 @@ func buildConfig(o *options) (emulator.Config, []fault, error) {
 	}
 	if o.autoApprove {
 		cfg.AutoApprove = true
+	}
+	if o.doubleEncode {
+		cfg.DoubleEncodeSessionID = true
 	}
 	if o.publicURL != "" {
 		cfg.PublicURL = o.publicURL

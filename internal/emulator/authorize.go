@@ -94,6 +94,9 @@ func redirectURL(returnURL string, params url.Values) string {
 // finish records the user's decision and returns where to send the browser. s.mu is held.
 func (s *Server) finish(sess *session, allow bool) string {
 	params := url.Values{"session_id": {sess.uri}}
+	if s.doubleEnc {
+		params.Set("session_id", url.QueryEscape(sess.uri))
+	}
 	if sess.state != nil {
 		params.Set("state", *sess.state)
 	}

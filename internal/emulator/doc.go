@@ -81,7 +81,8 @@
 //   - The consent page (GET /identities/oauth2/authorize) is real HTML: provider, workload,
 //     scopes, and an Allow / Deny form POST carrying a per-session form token. Allow
 //     redirects (302) to the return URL with session_id=<sessionUri> and state=<customState>
-//     (only when one was given) added to its existing query; Deny redirects with
+//     (only when one was given) added to its existing query (session_id percent-encoded
+//     once, or twice with Config.DoubleEncodeSessionID); Deny redirects with
 //     error=access_denied, error_description, session_id and state, and the session FAILS.
 //     With auto-approve on, the GET consents at once and redirects. Pages are no-store,
 //     frame-ancestors 'none'.

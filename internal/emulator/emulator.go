@@ -73,6 +73,10 @@ type Config struct {
 	// PublicURL is the origin (scheme://host[:port]) put in authorization URLs. When empty
 	// the origin of the API request (its Host header) is used.
 	PublicURL string `json:"publicUrl,omitempty"`
+	// DoubleEncodeSessionID percent-encodes session_id twice in the redirect to the return
+	// URL. Whether AWS encodes it once or twice is unconfirmed; callbacks should accept both,
+	// and this switch lets their tests check the second form.
+	DoubleEncodeSessionID bool `json:"doubleEncodeSessionId,omitempty"`
 	// Clock replaces time.Now (expiry tests). Advance adds to it.
 	Clock func() time.Time `json:"-"`
 	// Logger receives one line per request; never tokens, JWTs, state or codes. nil: silent.
@@ -155,6 +159,7 @@ type Server struct {
 	offset      time.Duration
 	autoApprove bool
 	publicURL   string
+	doubleEnc   bool
 	log         *slog.Logger
 
 	workloads map[string]map[string]bool // name -> allowed return URLs
@@ -172,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 		clock:       cfg.Clock,
 		autoApprove: cfg.AutoApprove,
 		publicURL:   strings.TrimRight(cfg.PublicURL, "/"),
+		doubleEnc:   cfg.DoubleEncodeSessionID,
 		log:         cfg.Logger,
 		workloads:   map[string]map[string]bool{},
 		providers:   map[string]Provider{},

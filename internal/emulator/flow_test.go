@@ -364,3 +364,16 @@ func TestConcurrentCompletion(t *testing.T) {
 		t.Fatalf("ok=%d denied=%d, want 1 and 19", ok, denied)
 	}
 }
+
+func TestDoubleEncodedSessionID(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.DoubleEncodeSessionID = true })
+	out := e.startFlow(t, e.userToken(t, "alice"), []string{"repo"}, nil)
+	_, loc := consent(t, aws.ToString(out.AuthorizationUrl), "allow")
+	raw := loc.Query().Get("session_id")
+	if raw == aws.ToString(out.SessionUri) || !strings.Contains(loc.RawQuery, "%253A") {
+		t.Fatalf("session_id not double-encoded: %s", loc.RawQuery)
+	}
+	if dec, err := url.QueryUnescape(raw); err != nil || dec != aws.ToString(out.SessionUri) {
+		t.Fatalf("decoded twice: %q %v", dec, err)
+	}
+}
