@@ -156,7 +156,12 @@ func Initiate(x *flow.Initiator, log *slog.Logger) InitiateHandler {
 			}
 		}
 		f := flow.AsFailure(err, flow.ErrNameAgentCoreUnavailable)
-		log.WarnContext(ctx, "initiate failed", "error", f.Name, "detail", f.Message, "retryable", f.Retryable)
+		attrs := []any{"error", f.Name, "detail", f.Message, "retryable", f.Retryable}
+		if f.Err != nil && f.Name == flow.ErrNameStoreUnavailable {
+			// Store adapter errors name the operation and DynamoDB's error code only.
+			attrs = append(attrs, "cause", f.Err.Error())
+		}
+		log.WarnContext(ctx, "initiate failed", attrs...)
 		return nil, messages.InvokeResponse_Error{Type: f.Name, Message: f.Message}
 	}
 }
