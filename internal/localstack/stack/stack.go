@@ -1,0 +1,268 @@
+// Package stack starts the whole consentflow system on 127.0.0.1 for the
+// local demo and the end-to-end tests: DynamoDB Local (table created as the
+// CDK stack does), the AgentCore Identity emulator, the Step Functions and
+// EventBridge stand-ins, and the callback function behind an API Gateway
+// HTTP API stand-in. The production handlers run unchanged; only the
+// endpoints differ.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/consentflow/consentflow/internal/app"
+	"github.com/consentflow/consentflow/internal/emulator"
+	"github.com/consentflow/consentflow/internal/localstack/apigw"
+	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
+	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
+	"github.com/consentflow/consentflow/internal/state"
+	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+)
+
+// Names used by the local stack (the CDK stack uses its own).
+const (
+	Region       = "us-east-1"
+	Table        = "consentflow-sessions"
+	WorkloadName = "consentflow-local"
+	EventBus     = "consentflow"
+	CallbackPath = "/oauth2/callback"
+)
+
+// Options configure Start.
+type Options struct {
+	// Providers registered in the emulator (default: "github").
+	Providers []string
+	// Binding is "code" (default) or "none".
+	Binding string
+	// AutoApprove skips the emulator's consent page.
+	AutoApprove bool
+	// Log receives the handlers' logs (default: discard).
+	Log *slog.Logger
+	// DynamoDB reuses a running DynamoDB Local instead of starting one.
+	DynamoDB *dynamolocal.Instance
+	// Table overrides the table name (tests sharing one DynamoDB Local).
+	Table string
+}
+
+// Stack is a running local system.
+type Stack struct {
+	DynamoDB    *dynamolocal.Instance
+	Emulator    *emulator.Server
+	SFN         *sfnlocal.Server
+	Events      *eventslocal.Server
+	EmulatorURL string
+	SFNURL      string
+	EventsURL   string
+	// CallbackURL is the return URL registered on the workload identity.
+	CallbackURL string
+	Table       string
+	// Env is the functions' environment for child processes (the built
+	// bootstrap binaries): endpoints, region, dummy credentials, config.
+	Env map[string]string
+	// Clients reach the local services through the real SDK clients.
+	Clients app.Clients
+	// Initiate is the production initiate handler wired to the stack.
+	Initiate app.InitiateHandler
+
+	clock   *Clock
+	ownsDB  bool
+	servers []*http.Server
+	once    sync.Once
+}
+
+// Clock is a settable clock shared by the emulator and the handlers.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the wall clock plus the offset.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves time forward for the emulator and the handlers at once.
+func (s *Stack) Advance(d time.Duration) {
+	s.clock.mu.Lock()
+	s.clock.offset += d
+	s.clock.mu.Unlock()
+}
+
+// Now is the stack's current time.
+func (s *Stack) Now() time.Time { return s.clock.Now() }
+
+// Start brings everything up on 127.0.0.1 with free ports. Close stops it.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(o.Providers) == 0 {
+		o.Providers = []string{"github"}
+	}
+	if o.Binding == "" {
+		o.Binding = "code"
+	}
+	s := &Stack{clock: &Clock{}, Table: o.Table}
+	if s.Table == "" {
+		s.Table = Table
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	if o.DynamoDB != nil {
+		s.DynamoDB = o.DynamoDB
+	} else {
+		if s.DynamoDB, err = dynamolocal.Start(ctx); err != nil {
+			return nil, fmt.Errorf("DynamoDB Local: %w", err)
+		}
+		s.ownsDB = true
+	}
+
+	// The callback server's address must be known before the emulator
+	// registers it as an allowed return URL.
+	cbLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.CallbackURL = "http://" + cbLn.Addr().String() + CallbackPath
+
+	providers := make([]emulator.Provider, 0, len(o.Providers))
+	for _, p := range o.Providers {
+		providers = append(providers, emulator.Provider{Name: p})
+	}
+	if s.Emulator, err = emulator.New(emulator.Config{
+		Workloads:   []emulator.Workload{{Name: WorkloadName, AllowedReturnURLs: []string{s.CallbackURL}}},
+		Providers:   providers,
+		AutoApprove: o.AutoApprove,
+		Clock:       s.clock.Now,
+	}); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	if s.EmulatorURL, err = s.serve(s.Emulator.Handler(), nil); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	s.SFN = sfnlocal.New()
+	if s.SFNURL, err = s.serve(s.SFN.Handler(), nil); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	s.Events = eventslocal.New()
+	if s.EventsURL, err = s.serve(s.Events.Handler(), nil); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+
+	s.Clients = s.clients()
+	if err := state.EnsureTable(ctx, s.DynamoDB.Client(), s.Table); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	s.Env = map[string]string{
+		"AWS_REGION":                         Region,
+		"AWS_ACCESS_KEY_ID":                  "AKIALOCALEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":              "local-secret-not-used",
+		"AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": s.EmulatorURL,
+		"AWS_ENDPOINT_URL_DYNAMODB":          s.DynamoDB.Endpoint(),
+		"AWS_ENDPOINT_URL_SFN":               s.SFNURL,
+		"AWS_ENDPOINT_URL_EVENTBRIDGE":       s.EventsURL,
+		app.EnvSessionsTable:                 s.Table,
+		app.EnvWorkloadName:                  WorkloadName,
+		app.EnvReturnURL:                     s.CallbackURL,
+		app.EnvEventBusName:                  EventBus,
+		app.EnvBindingMode:                   o.Binding,
+		"AWS_LAMBDA_LOG_FORMAT":              "JSON",
+	}
+	get := func(k string) string { return s.Env[k] }
+	if s.Initiate, err = app.NewInitiate(s.Clients, get, o.Log, app.WithClock(s.clock.Now)); err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	callback, err := app.NewCallback(s.Clients, get, o.Log, app.WithClock(s.clock.Now))
+	if err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	gw, err := apigw.New(apigw.Config{
+		Routes: []apigw.Route{
+			{Key: "GET " + CallbackPath, Handler: apigw.Handler(callback)},
+			{Key: "POST " + CallbackPath, Handler: apigw.Handler(callback)},
+		},
+		Region: Region,
+	})
+	if err != nil {
+		cbLn.Close()
+		return nil, err
+	}
+	if _, err := s.serve(gw, cbLn); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve runs h on ln (or a fresh loopback listener) and returns its URL.
+func (s *Stack) serve(h http.Handler, ln net.Listener) (string, error) {
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return "", err
+		}
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.servers = append(s.servers, srv)
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func (s *Stack) clients() app.Clients {
+	cfg := aws.Config{
+		Region:      Region,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
+		Retryer:     func() aws.Retryer { return retry.NewStandard() },
+	}
+	return app.Clients{
+		AgentCore: bedrockagentcore.NewFromConfig(cfg, func(o *bedrockagentcore.Options) { o.BaseEndpoint = aws.String(s.EmulatorURL) }),
+		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
+		SFN:       sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.BaseEndpoint = aws.String(s.SFNURL) }),
+		Events:    eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(s.EventsURL) }),
+	}
+}
+
+// Close stops every server and, if the stack started it, DynamoDB Local.
+func (s *Stack) Close() {
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, srv := range s.servers {
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				_ = srv.Close()
+			}
+		}
+		if s.SFN != nil {
+			s.SFN.Close()
+		}
+		if s.ownsDB && s.DynamoDB != nil {
+			s.DynamoDB.Stop()
+		}
+	})
+}
