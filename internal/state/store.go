@@ -1,0 +1,735 @@
+// Package state is the DynamoDB implementation of flow.SessionStore.
+//
+// # Table
+//
+// One table, partition key AttrPK ("pk", S), no sort key, on-demand, TTL on
+// AttrTTL ("ttl", epoch seconds). The CDK stack creates it with the same
+// names; CreateTableInput/EnsureTable create it for tests and the local demo.
+//
+// # Items
+//
+// Session item, pk = "session#" + sessionUri:
+//
+//	pk              S  session#<sessionUri>
+//	kind            S  "session"
+//	sessionUri      S
+//	correlationId   S  (omitted when empty, as are all optional strings)
+//	stateHash       S  flow.Hash(customState)
+//	userId          S  or
+//	userTokenHash   S  flow.Hash(userToken)
+//	provider        S
+//	scopes          L  of S (order kept)
+//	taskToken       S  Step Functions task token (the flow must replay it)
+//	authorizationUrl S
+//	binding         S  "code" | "none"
+//	codeHash        S  flow.Hash(verification code)
+//	status          S  PENDING | COMPLETING | COMPLETED | FAILED | EXPIRED (as stored)
+//	attempts        N  wrong-code attempts (always present)
+//	failureReason   S
+//	createdAt       N  epoch milliseconds
+//	expiresAt       N  epoch milliseconds
+//	claimedAt       N  epoch milliseconds (absent until claimed)
+//	notifiedAt      N  epoch milliseconds (absent until notified)
+//	ttl             N  epoch seconds = expiresAt + retention (default 24h)
+//
+// Task-token item, pk = "task#" + hex SHA-256(taskToken) (the token itself
+// never appears in a key):
+//
+//	pk S, kind S "task", sessionUri S, ttl N (same as its session's)
+//
+// Times are stored with millisecond precision: the records this store
+// returns carry UTC times truncated to the millisecond.
+//
+// # Consistency
+//
+// Reads are strongly consistent. Every state change is a single conditional
+// write (Create of a session with a task token is one TransactWriteItems);
+// a failed condition returns the current record (ReturnValuesOnConditionCheckFailure
+// = ALL_OLD) with flow.ErrConflict, or flow.ErrNotFound when there is none.
+//
+// Expiry is enforced on every record the store returns, using the store's
+// clock: a record stored as PENDING or COMPLETING whose ExpiresAt has passed
+// is returned with Status EXPIRED (DynamoDB TTL deletes lazily, a day later).
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+// Schema names shared with the CDK stack.
+const (
+	// AttrPK is the table's partition key attribute (type S).
+	AttrPK = "pk"
+	// AttrTTL is the table's TTL attribute (epoch seconds, N).
+	AttrTTL = "ttl"
+	// SessionKeyPrefix + sessionUri is a session item's key.
+	SessionKeyPrefix = "session#"
+	// TaskKeyPrefix + hex SHA-256(taskToken) is a task-token item's key.
+	TaskKeyPrefix = "task#"
+)
+
+// DefaultRetention is how long after ExpiresAt DynamoDB TTL may delete a
+// session: a replayed link still finds a completed session for a day.
+const DefaultRetention = 24 * time.Hour
+
+// Item kinds (attribute "kind").
+const (
+	kindSession = "session"
+	kindTask    = "task"
+)
+
+// SessionKey is the pk of the session item for sessionURI.
+func SessionKey(sessionURI string) string { return SessionKeyPrefix + sessionURI }
+
+// TaskKey is the pk of the task-token item for taskToken.
+func TaskKey(taskToken string) string {
+	sum := sha256.Sum256([]byte(taskToken))
+	return TaskKeyPrefix + hex.EncodeToString(sum[:])
+}
+
+// Store is a flow.SessionStore on one DynamoDB table. It is safe for
+// concurrent use.
+type Store struct {
+	client    *dynamodb.Client
+	table     string
+	clock     flow.Clock
+	retention time.Duration
+}
+
+var _ flow.SessionStore = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for expiry on reads, CreatedAt defaults and
+// the times RecordFailedAttempt and Transition record (default time.Now).
+func WithClock(c flow.Clock) Option {
+	return func(s *Store) {
+		if c != nil {
+			s.clock = c
+		}
+	}
+}
+
+// WithRetention sets how long after ExpiresAt items stay (ttl attribute).
+// Default DefaultRetention; negative values are treated as zero.
+func WithRetention(d time.Duration) Option {
+	return func(s *Store) { s.retention = max(d, 0) }
+}
+
+// New returns a store on table.
+func New(client *dynamodb.Client, table string, opts ...Option) *Store {
+	s := &Store{client: client, table: table, clock: time.Now, retention: DefaultRetention}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Table is the table name the store uses.
+func (st *Store) Table() string { return st.table }
+
+// item is a session item as stored.
+type item struct {
+	PK               string   `dynamodbav:"pk"`
+	Kind             string   `dynamodbav:"kind"`
+	SessionURI       string   `dynamodbav:"sessionUri"`
+	CorrelationID    string   `dynamodbav:"correlationId,omitempty"`
+	StateHash        string   `dynamodbav:"stateHash,omitempty"`
+	UserID           string   `dynamodbav:"userId,omitempty"`
+	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
+	Provider         string   `dynamodbav:"provider,omitempty"`
+	Scopes           []string `dynamodbav:"scopes,omitempty"`
+	TaskToken        string   `dynamodbav:"taskToken,omitempty"`
+	AuthorizationURL string   `dynamodbav:"authorizationUrl,omitempty"`
+	Binding          string   `dynamodbav:"binding,omitempty"`
+	CodeHash         string   `dynamodbav:"codeHash,omitempty"`
+	Status           string   `dynamodbav:"status"`
+	Attempts         int      `dynamodbav:"attempts"`
+	FailureReason    string   `dynamodbav:"failureReason,omitempty"`
+	CreatedAt        int64    `dynamodbav:"createdAt"`
+	ExpiresAt        int64    `dynamodbav:"expiresAt"`
+	ClaimedAt        int64    `dynamodbav:"claimedAt,omitempty"`
+	NotifiedAt       int64    `dynamodbav:"notifiedAt,omitempty"`
+	TTL              int64    `dynamodbav:"ttl"`
+}
+
+// taskItem maps a task token (hashed, in the key) to its session.
+type taskItem struct {
+	PK         string `dynamodbav:"pk"`
+	Kind       string `dynamodbav:"kind"`
+	SessionURI string `dynamodbav:"sessionUri"`
+	TTL        int64  `dynamodbav:"ttl"`
+}
+
+// Attribute names used in expressions.
+const (
+	aStatus        = "status"
+	aAttempts      = "attempts"
+	aFailureReason = "failureReason"
+	aExpiresAt     = "expiresAt"
+	aClaimedAt     = "claimedAt"
+	aNotifiedAt    = "notifiedAt"
+	aCodeHash      = "codeHash"
+)
+
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+// ttlFor is the epoch second at which TTL may delete a session expiring at
+// expiresAt (rounded up).
+func (st *Store) ttlFor(expiresAt time.Time) int64 {
+	t := expiresAt.Add(st.retention)
+	sec := t.Unix()
+	if t.Nanosecond() > 0 {
+		sec++
+	}
+	return sec
+}
+
+func (st *Store) toItem(s *flow.Session) item {
+	return item{
+		PK:               SessionKey(s.SessionURI),
+		Kind:             kindSession,
+		SessionURI:       s.SessionURI,
+		CorrelationID:    s.CorrelationID,
+		StateHash:        s.StateHash,
+		UserID:           s.UserID,
+		UserTokenHash:    s.UserTokenHash,
+		Provider:         s.Provider,
+		Scopes:           s.Scopes,
+		TaskToken:        s.TaskToken,
+		AuthorizationURL: s.AuthorizationURL,
+		Binding:          string(s.Binding),
+		CodeHash:         s.CodeHash,
+		Status:           string(s.Status),
+		Attempts:         s.Attempts,
+		FailureReason:    s.FailureReason,
+		CreatedAt:        millis(s.CreatedAt),
+		ExpiresAt:        millis(s.ExpiresAt),
+		ClaimedAt:        millis(s.ClaimedAt),
+		NotifiedAt:       millis(s.NotifiedAt),
+		TTL:              st.ttlFor(s.ExpiresAt),
+	}
+}
+
+func (it *item) session() *flow.Session {
+	return &flow.Session{
+		SessionURI:       it.SessionURI,
+		CorrelationID:    it.CorrelationID,
+		StateHash:        it.StateHash,
+		UserID:           it.UserID,
+		UserTokenHash:    it.UserTokenHash,
+		Provider:         it.Provider,
+		Scopes:           it.Scopes,
+		TaskToken:        it.TaskToken,
+		AuthorizationURL: it.AuthorizationURL,
+		Binding:          flow.BindingMode(it.Binding),
+		CodeHash:         it.CodeHash,
+		Status:           flow.Status(it.Status),
+		Attempts:         it.Attempts,
+		FailureReason:    it.FailureReason,
+		CreatedAt:        fromMillis(it.CreatedAt),
+		ExpiresAt:        fromMillis(it.ExpiresAt),
+		ClaimedAt:        fromMillis(it.ClaimedAt),
+		NotifiedAt:       fromMillis(it.NotifiedAt),
+	}
+}
+
+// decode turns a stored session item into the record as stored (no expiry
+// view applied).
+func decode(av map[string]types.AttributeValue) (*flow.Session, error) {
+	var it item
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return nil, fmt.Errorf("state: decode session item: %w", err)
+	}
+	if it.Kind != kindSession || it.SessionURI == "" {
+		return nil, errors.New("state: decode session item: not a session item")
+	}
+	return it.session(), nil
+}
+
+// view applies expiry by the store's clock.
+func (st *Store) view(s *flow.Session) *flow.Session {
+	if s != nil && (s.Status == flow.StatusPending || s.Status == flow.StatusCompleting) && s.ExpiredAt(st.clock()) {
+		s.Status = flow.StatusExpired
+	}
+	return s
+}
+
+// Create implements flow.SessionStore. s.Status must be empty or PENDING
+// (stored as PENDING); zero CreatedAt defaults to the store's clock and zero
+// ExpiresAt to CreatedAt + flow.SessionValidity. It returns the record as
+// stored. A second session with the same sessionUri gets (current,
+// flow.ErrConflict); a second session for the same task token gets
+// (first session, flow.ErrTaskExists) and nothing is written.
+func (st *Store) Create(ctx context.Context, s *flow.Session) (*flow.Session, error) {
+	if s == nil || s.SessionURI == "" {
+		return nil, errors.New("state: create: empty sessionUri")
+	}
+	rec := *s
+	switch rec.Status {
+	case "":
+		rec.Status = flow.StatusPending
+	case flow.StatusPending:
+	default:
+		return nil, fmt.Errorf("state: create: status must be %s, not %s", flow.StatusPending, rec.Status)
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = st.clock()
+	}
+	if rec.ExpiresAt.IsZero() {
+		rec.ExpiresAt = rec.CreatedAt.Add(flow.SessionValidity)
+	}
+	it := st.toItem(&rec)
+	av, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return nil, fmt.Errorf("state: create: encode: %w", err)
+	}
+	stored := it.session()
+
+	notExists := "attribute_not_exists(#pk)"
+	pkName := map[string]string{"#pk": AttrPK}
+
+	if rec.TaskToken == "" {
+		_, err := st.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                           aws.String(st.table),
+			Item:                                av,
+			ConditionExpression:                 aws.String(notExists),
+			ExpressionAttributeNames:            pkName,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return st.conflictFrom(ctx, rec.SessionURI, ccf.Item)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state: create: %w", err)
+		}
+		return st.view(stored), nil
+	}
+
+	taskAV, err := attributevalue.MarshalMap(taskItem{
+		PK: TaskKey(rec.TaskToken), Kind: kindTask, SessionURI: rec.SessionURI, TTL: it.TTL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: create: encode task item: %w", err)
+	}
+	in := &dynamodb.TransactWriteItemsInput{
+		TransactItems: []types.TransactWriteItem{
+			{Put: &types.Put{
+				TableName:                           aws.String(st.table),
+				Item:                                av,
+				ConditionExpression:                 aws.String(notExists),
+				ExpressionAttributeNames:            pkName,
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}},
+			{Put: &types.Put{
+				TableName:                           aws.String(st.table),
+				Item:                                taskAV,
+				ConditionExpression:                 aws.String(notExists),
+				ExpressionAttributeNames:            pkName,
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}},
+		},
+	}
+	const maxTries = 8
+	for try := 1; ; try++ {
+		_, err := st.client.TransactWriteItems(ctx, in)
+		if err == nil {
+			return st.view(stored), nil
+		}
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return nil, fmt.Errorf("state: create: %w", err)
+		}
+		reasons := tce.CancellationReasons
+		if len(reasons) == 2 && reasonIs(reasons[1], "ConditionalCheckFailed") {
+			// Retried invocation: the task token already has a session.
+			uri := ""
+			if v, ok := reasons[1].Item["sessionUri"].(*types.AttributeValueMemberS); ok {
+				uri = v.Value
+			}
+			existing, err := st.sessionForTask(ctx, rec.TaskToken, uri)
+			if err != nil {
+				return nil, err
+			}
+			return existing, flow.ErrTaskExists
+		}
+		if len(reasons) >= 1 && reasonIs(reasons[0], "ConditionalCheckFailed") {
+			return st.conflictFrom(ctx, rec.SessionURI, reasons[0].Item)
+		}
+		if len(reasons) == 0 {
+			// No reasons reported: find out which condition failed by reading.
+			if existing, err := st.sessionForTask(ctx, rec.TaskToken, ""); err == nil {
+				return existing, flow.ErrTaskExists
+			}
+			if cur, err := st.Get(ctx, rec.SessionURI); err == nil {
+				return cur, flow.ErrConflict
+			}
+		}
+		conflict := len(reasons) == 0 || slices.ContainsFunc(reasons, func(r types.CancellationReason) bool {
+			return reasonIs(r, "TransactionConflict")
+		})
+		if !conflict || try >= maxTries {
+			return nil, fmt.Errorf("state: create: transaction cancelled (%s)", reasonCodes(reasons))
+		}
+		// A concurrent transaction touched the same keys: retry; the
+		// conditions then decide.
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("state: create: %w", ctx.Err())
+		case <-time.After(time.Duration(try*try) * 10 * time.Millisecond):
+		}
+	}
+}
+
+func reasonIs(r types.CancellationReason, code string) bool {
+	return aws.ToString(r.Code) == code
+}
+
+func reasonCodes(rs []types.CancellationReason) string {
+	codes := make([]string, len(rs))
+	for i, r := range rs {
+		codes[i] = aws.ToString(r.Code)
+	}
+	return strings.Join(codes, ",")
+}
+
+// sessionForTask resolves the session a task-token item points at; uri is
+// the pointer when already known (from ALL_OLD), else it is read.
+func (st *Store) sessionForTask(ctx context.Context, taskToken, uri string) (*flow.Session, error) {
+	if uri == "" {
+		out, err := st.client.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      aws.String(st.table),
+			Key:            key(TaskKey(taskToken)),
+			ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("state: get task record: %w", err)
+		}
+		if out.Item == nil {
+			return nil, flow.ErrNotFound
+		}
+		var ti taskItem
+		if err := attributevalue.UnmarshalMap(out.Item, &ti); err != nil || ti.Kind != kindTask || ti.SessionURI == "" {
+			return nil, errors.New("state: decode task record: not a task item")
+		}
+		uri = ti.SessionURI
+	}
+	s, err := st.Get(ctx, uri)
+	if errors.Is(err, flow.ErrNotFound) {
+		// Only possible if TTL removed the session before its task record.
+		return nil, fmt.Errorf("state: task record points at a session that no longer exists: %w", flow.ErrNotFound)
+	}
+	return s, err
+}
+
+// conflictFrom returns (current, ErrConflict) from an ALL_OLD image, reading
+// the record when the image is missing; (nil, ErrNotFound) when there is no
+// record.
+func (st *Store) conflictFrom(ctx context.Context, uri string, old map[string]types.AttributeValue) (*flow.Session, error) {
+	if len(old) == 0 {
+		cur, err := st.Get(ctx, uri)
+		if err != nil {
+			return nil, err
+		}
+		return cur, flow.ErrConflict
+	}
+	cur, err := decode(old)
+	if err != nil {
+		return nil, err
+	}
+	return st.view(cur), flow.ErrConflict
+}
+
+func key(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: pk}}
+}
+
+// Get implements flow.SessionStore.
+func (st *Store) Get(ctx context.Context, sessionURI string) (*flow.Session, error) {
+	s, err := st.getRaw(ctx, sessionURI)
+	if err != nil {
+		return nil, err
+	}
+	return st.view(s), nil
+}
+
+// getRaw reads a session as stored (strongly consistent, no expiry view).
+func (st *Store) getRaw(ctx context.Context, sessionURI string) (*flow.Session, error) {
+	if sessionURI == "" {
+		return nil, flow.ErrNotFound
+	}
+	out, err := st.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(st.table),
+		Key:            key(SessionKey(sessionURI)),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state: get: %w", err)
+	}
+	if out.Item == nil {
+		return nil, flow.ErrNotFound
+	}
+	return decode(out.Item)
+}
+
+// GetByTaskToken implements flow.SessionStore.
+func (st *Store) GetByTaskToken(ctx context.Context, taskToken string) (*flow.Session, error) {
+	if taskToken == "" {
+		return nil, flow.ErrNotFound
+	}
+	return st.sessionForTask(ctx, taskToken, "")
+}
+
+// exprs collects expression attribute names and values.
+type exprs struct {
+	names  map[string]string
+	values map[string]types.AttributeValue
+}
+
+func newExprs() *exprs {
+	return &exprs{names: map[string]string{"#pk": AttrPK}, values: map[string]types.AttributeValue{}}
+}
+
+// n returns the placeholder for attribute name attr.
+func (e *exprs) n(attr string) string {
+	p := "#" + attr
+	e.names[p] = attr
+	return p
+}
+
+// s and i return placeholders for a string / number value.
+func (e *exprs) s(name, v string) string {
+	p := ":" + name
+	e.values[p] = &types.AttributeValueMemberS{Value: v}
+	return p
+}
+
+func (e *exprs) i(name string, v int64) string {
+	p := ":" + name
+	e.values[p] = &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	return p
+}
+
+// update runs one conditional UpdateItem on a session item. On success it
+// returns the new record as stored; when the condition fails it returns the
+// current record as stored and conflict=true, or flow.ErrNotFound when
+// there is no record. No expiry view is applied.
+func (st *Store) update(ctx context.Context, sessionURI string, e *exprs, update, cond string) (s *flow.Session, conflict bool, err error) {
+	if sessionURI == "" {
+		return nil, false, flow.ErrNotFound
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(st.table),
+		Key:                                 key(SessionKey(sessionURI)),
+		UpdateExpression:                    aws.String(update),
+		ConditionExpression:                 aws.String("attribute_exists(#pk) AND (" + cond + ")"),
+		ExpressionAttributeNames:            e.names,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	if len(e.values) > 0 {
+		in.ExpressionAttributeValues = e.values
+	}
+	out, err := st.client.UpdateItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		if len(ccf.Item) == 0 {
+			// No ALL_OLD image: the item does not exist (DynamoDB returns
+			// one whenever it does). Read once more to be sure, so that a
+			// missing image can never turn a conflict into "not found".
+			cur, err := st.getRaw(ctx, sessionURI)
+			if err != nil {
+				return nil, false, err
+			}
+			return cur, true, nil
+		}
+		cur, err := decode(ccf.Item)
+		if err != nil {
+			return nil, false, err
+		}
+		return cur, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: update: %w", err)
+	}
+	s, err = decode(out.Attributes)
+	if err != nil {
+		return nil, false, err
+	}
+	return s, false, nil
+}
+
+// result applies the expiry view and maps conflict to flow.ErrConflict.
+func (st *Store) result(s *flow.Session, conflict bool, err error) (*flow.Session, error) {
+	if err != nil {
+		return nil, err
+	}
+	if conflict {
+		return st.view(s), flow.ErrConflict
+	}
+	return st.view(s), nil
+}
+
+// Claim implements flow.SessionStore: PENDING -> COMPLETING with
+// ClaimedAt=now, if ExpiresAt is after now; a COMPLETING session whose claim
+// is older than flow.ClaimLease at now may be re-claimed.
+func (st *Store) Claim(ctx context.Context, sessionURI string, now time.Time) (*flow.Session, error) {
+	e := newExprs()
+	nowMs := now.UnixMilli()
+	cond := fmt.Sprintf("%s > %s AND (%s = %s OR (%s = %s AND (attribute_not_exists(%s) OR %s < %s)))",
+		e.n(aExpiresAt), e.i("now", nowMs),
+		e.n(aStatus), e.s("pending", string(flow.StatusPending)),
+		e.n(aStatus), e.s("completing", string(flow.StatusCompleting)),
+		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", nowMs-flow.ClaimLease.Milliseconds()))
+	update := fmt.Sprintf("SET %s = %s, %s = %s", e.n(aStatus), ":completing", e.n(aClaimedAt), ":now")
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// allowed is the status machine of flow.Status.
+var allowed = map[flow.Status][]flow.Status{
+	flow.StatusPending:    {flow.StatusCompleting, flow.StatusFailed, flow.StatusExpired},
+	flow.StatusCompleting: {flow.StatusCompleted, flow.StatusPending, flow.StatusFailed, flow.StatusExpired},
+}
+
+// Transition implements flow.SessionStore. Every from -> to must be an edge
+// of the status machine (flow.Status), else an error is returned and
+// nothing is written. Conditions are on the stored status, not the expiry
+// view: to record that a session expired, pass from {PENDING, COMPLETING}
+// and to EXPIRED. Entering COMPLETING sets ClaimedAt to the store's clock;
+// returning to PENDING clears it. FailureReason is set to reason (removed
+// when reason is empty).
+func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.Status, to flow.Status, reason string) (*flow.Session, error) {
+	if len(from) == 0 {
+		return nil, errors.New("state: transition: no from status")
+	}
+	var froms []flow.Status
+	for _, f := range from {
+		if !slices.Contains(allowed[f], to) {
+			return nil, fmt.Errorf("state: transition: %s -> %s is not allowed", f, to)
+		}
+		if !slices.Contains(froms, f) {
+			froms = append(froms, f)
+		}
+	}
+	e := newExprs()
+	placeholders := make([]string, len(froms))
+	for i, f := range froms {
+		placeholders[i] = e.s("from"+strconv.Itoa(i), string(f))
+	}
+	cond := fmt.Sprintf("%s IN (%s)", e.n(aStatus), strings.Join(placeholders, ", "))
+	set := []string{fmt.Sprintf("%s = %s", e.n(aStatus), e.s("to", string(to)))}
+	var remove []string
+	if reason != "" {
+		set = append(set, fmt.Sprintf("%s = %s", e.n(aFailureReason), e.s("reason", reason)))
+	} else {
+		remove = append(remove, e.n(aFailureReason))
+	}
+	switch to {
+	case flow.StatusCompleting:
+		set = append(set, fmt.Sprintf("%s = %s", e.n(aClaimedAt), e.i("now", st.clock().UnixMilli())))
+	case flow.StatusPending:
+		remove = append(remove, e.n(aClaimedAt))
+	}
+	update := "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		update += " REMOVE " + strings.Join(remove, ", ")
+	}
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// RecordFailedAttempt implements flow.SessionStore. Only a PENDING session
+// that has not expired (store clock) counts attempts; max < 1 is treated as
+// 1. The attempt that reaches max also sets FAILED and FailureReason=reason
+// in the same conditional write, so concurrent callers never count past max
+// and exactly one of them sees the FAILED transition.
+func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max int, reason string) (*flow.Session, error) {
+	max = maxInt(max, 1)
+	for try := 0; try < 16; try++ {
+		now := st.clock()
+		// Not the last allowed attempt: a plain increment.
+		e := newExprs()
+		cond := fmt.Sprintf("%s = %s AND %s > %s AND %s < %s",
+			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
+			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
+			e.n(aAttempts), e.i("last", int64(max-1)))
+		update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+		s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
+		if err != nil || !conflict {
+			return st.result(s, conflict, err)
+		}
+		if s.Status != flow.StatusPending || s.ExpiredAt(now) {
+			return st.result(s, true, nil)
+		}
+		// The attempt that reaches max: increment and fail together.
+		e = newExprs()
+		cond = fmt.Sprintf("%s = %s AND %s > %s AND %s >= %s",
+			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
+			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
+			e.n(aAttempts), e.i("last", int64(max-1)))
+		update = fmt.Sprintf("SET %s = %s + %s, %s = %s",
+			e.n(aAttempts), e.n(aAttempts), e.i("one", 1),
+			e.n(aStatus), e.s("failed", string(flow.StatusFailed)))
+		if reason != "" {
+			update += fmt.Sprintf(", %s = %s", e.n(aFailureReason), e.s("reason", reason))
+		}
+		s, conflict, err = st.update(ctx, sessionURI, e, update, cond)
+		if err != nil || !conflict {
+			return st.result(s, conflict, err)
+		}
+		if s.Status != flow.StatusPending || s.ExpiredAt(now) {
+			return st.result(s, true, nil)
+		}
+		// Still PENDING below the limit (attempts were reset meanwhile): retry.
+	}
+	return nil, errors.New("state: record failed attempt: too much contention")
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// MarkNotified implements flow.SessionStore.
+func (st *Store) MarkNotified(ctx context.Context, sessionURI string, codeHash string, now time.Time) (*flow.Session, error) {
+	if now.IsZero() {
+		now = st.clock()
+	}
+	e := newExprs()
+	cond := fmt.Sprintf("attribute_not_exists(%s)", e.n(aNotifiedAt))
+	update := fmt.Sprintf("SET %s = %s", e.n(aNotifiedAt), e.i("now", now.UnixMilli()))
+	if codeHash != "" {
+		update += fmt.Sprintf(", %s = %s", e.n(aCodeHash), e.s("code", codeHash))
+	}
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
