@@ -82,6 +82,9 @@ func (s *Server) StartProcess(cfg ProcessConfig) (*Process, error) {
 	}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A descendant that left the group must not keep Wait blocked on the
+	// output pipes.
+	cmd.WaitDelay = 2 * time.Second
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
