@@ -4,6 +4,7 @@ package lambdaruntime_test
 
 import (
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -15,7 +16,14 @@ import (
 	"github.com/consentflow/consentflow/internal/testenv/lambdaruntime"
 )
 
-const qemu = "/usr/bin/qemu-aarch64-static"
+// qemuPath is where Debian's qemu-user-static installs the arm64 emulator;
+// CONSENTFLOW_QEMU overrides it.
+func qemuPath() string {
+	if p := os.Getenv("CONSENTFLOW_QEMU"); p != "" {
+		return p
+	}
+	return "/usr/bin/qemu-aarch64-static"
+}
 
 // TestBootstrap builds testdata/echo exactly as the stack builds its
 // functions, for linux/amd64 and linux/arm64 (run under qemu-user), and
@@ -28,6 +36,7 @@ func TestBootstrap(t *testing.T) {
 		t.Run(arch, func(t *testing.T) {
 			var wrapper []string
 			if arch == "arm64" {
+				qemu := qemuPath()
 				if _, err := os.Stat(qemu); err != nil {
 					if os.Getenv("CONSENTFLOW_SKIP_QEMU") == "1" {
 						t.Skipf("%s not installed and CONSENTFLOW_SKIP_QEMU=1", qemu)
@@ -53,6 +62,7 @@ func runEcho(t *testing.T, arch string, wrapper []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkELF(t, bin, arch)
 
 	s := start(t, lambdaruntime.Config{FunctionName: "echo-" + arch, Region: "eu-west-1", Timeout: 20 * time.Second})
 	p := s.MustStartProcess(t, lambdaruntime.ProcessConfig{Path: bin, Wrapper: wrapper, Env: []string{"ECHO_EXTRA=extra-" + arch}})
@@ -198,4 +208,26 @@ func liveGroupMembers(t *testing.T, pgid int) []int {
 		}
 	}
 	return live
+}
+
+// checkELF asserts the binary is a static, stripped linux executable for arch.
+func checkELF(t *testing.T, path, arch string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
+	if f.Machine != want {
+		t.Errorf("%s: machine %v, want %v", path, f.Machine, want)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s: dynamically linked (PT_INTERP): CGO_ENABLED=0 was not honoured", path)
+		}
+	}
+	if f.Section(".symtab") != nil {
+		t.Errorf("%s: has a symbol table: -ldflags \"-s -w\" was not honoured", path)
+	}
 }
