@@ -1,0 +1,507 @@
+// Package stack defines consentflow's AWS infrastructure as one CDK stack: the sessions table,
+// the initiate and callback functions, the callback HTTP API, the event bus, the AuthorizeUser
+// state machine, and the AgentCore workload identity (plus, optionally, the OAuth2 credential
+// provider).
+package stack
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsbedrockagentcore"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// The callback route and the session validity it has to cover.
+const (
+	CallbackPath = "/oauth2/callback"
+	// SessionValidityMinutes is the lifetime of an AgentCore authorization session; the task
+	// timeout adds TaskTimeoutMarginMinutes so the callback's own expiry handling wins the race.
+	SessionValidityMinutes   = 10
+	TaskTimeoutMarginMinutes = 1
+
+	// Default-stage throttling of the callback API (requests per second, burst).
+	APIThrottleRate  = 20
+	APIThrottleBurst = 50
+
+	// EventSource and EventDetailType of the event the initiate function publishes.
+	EventSource     = "consentflow"
+	EventDetailType = "AuthorizationRequired"
+)
+
+// Errors named by the functions (Lambda errorType, or the error of SendTaskFailure).
+var (
+	RetryableErrors = []string{"consentflow.Throttled", "consentflow.AgentCoreUnavailable"}
+	// LambdaServiceErrors are the Lambda service-side failures worth a retry.
+	LambdaServiceErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
+		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+)
+
+// AccessLogFormat is the callback API's access log line. It deliberately has no field that holds
+// the query string or the body ($context.path is the path only in HTTP APIs): the callback's query
+// carries session ids and OAuth state, the POST body the verification code.
+const AccessLogFormat = `{"requestId":"$context.requestId","extendedRequestId":"$context.extendedRequestId",` +
+	`"requestTime":"$context.requestTime","ip":"$context.identity.sourceIp","httpMethod":"$context.httpMethod",` +
+	`"routeKey":"$context.routeKey","path":"$context.path","protocol":"$context.protocol","status":"$context.status",` +
+	`"responseLength":"$context.responseLength","responseLatency":"$context.responseLatency",` +
+	`"integrationStatus":"$context.integrationStatus","integrationLatency":"$context.integrationLatency",` +
+	`"integrationError":"$context.integrationErrorMessage","error":"$context.error.message"}`
+
+// Props configure the stack.
+type Props struct {
+	awscdk.StackProps
+	Config Config
+	// InitiateCodeDir and CallbackCodeDir each hold a bootstrap binary (see infra/gobuild).
+	InitiateCodeDir string
+	CallbackCodeDir string
+}
+
+// ConsentFlow is the stack and the constructs tests and callers may want to reach.
+type ConsentFlow struct {
+	Stack        awscdk.Stack
+	Table        awsdynamodb.Table
+	Bus          awsevents.IEventBus
+	Initiate     awslambda.Function
+	Callback     awslambda.Function
+	InitiateRole awsiam.Role
+	CallbackRole awsiam.Role
+	API          awsapigatewayv2.HttpApi
+	StateMachine awsstepfunctions.StateMachine
+	Workload     awsbedrockagentcore.WorkloadIdentity
+	// Provider is the credential provider the stack created, nil when an existing one is used.
+	Provider awsbedrockagentcore.OAuth2CredentialProvider
+	// CallbackURL is the API's callback URL (a token): RETURN_URL and the workload's allowed
+	// return URL.
+	CallbackURL *string
+}
+
+// New defines the consentflow stack.
+func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
+	cfg := props.Config
+	s := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	cf := &ConsentFlow{Stack: s}
+
+	removal := awscdk.RemovalPolicy_RETAIN
+	if cfg.RemovalPolicy == "destroy" {
+		removal = awscdk.RemovalPolicy_DESTROY
+	}
+	logGroup := func(id string) awslogs.LogGroup {
+		return awslogs.NewLogGroup(s, jsii.String(id), &awslogs.LogGroupProps{
+			Retention:     retention(cfg.LogRetentionDays),
+			RemovalPolicy: removal,
+		})
+	}
+
+	// Sessions table: one item per session (and one per task token), expired by TTL.
+	cf.Table = awsdynamodb.NewTable(s, jsii.String("Sessions"), &awsdynamodb.TableProps{
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		TimeToLiveAttribute: jsii.String("ttl"),
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		RemovalPolicy: removal,
+	})
+
+	// Event bus for AuthorizationRequired.
+	if cfg.UseDefaultEventBus {
+		cf.Bus = awsevents.EventBus_FromEventBusName(s, jsii.String("DefaultBus"), jsii.String("default"))
+	} else {
+		cf.Bus = awsevents.NewEventBus(s, jsii.String("Bus"), &awsevents.EventBusProps{
+			EventBusName: jsii.String(cfg.EventBusName),
+			Description:  jsii.String("consentflow: AuthorizationRequired events (source consentflow)"),
+		})
+	}
+
+	// Callback HTTP API (its routes are added once the callback function exists).
+	cf.API = awsapigatewayv2.NewHttpApi(s, jsii.String("CallbackApi"), &awsapigatewayv2.HttpApiProps{
+		ApiName:     jsii.String(id + "-callback"),
+		Description: jsii.String("consentflow: the OAuth return URL (" + CallbackPath + ")"),
+	})
+	cf.CallbackURL = jsii.String(*cf.API.ApiEndpoint() + CallbackPath)
+	accessLogs := logGroup("CallbackApiAccessLogs")
+	stage := cf.API.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
+	stage.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
+		DestinationArn: accessLogs.LogGroupArn(),
+		Format:         jsii.String(AccessLogFormat),
+	})
+	stage.SetDefaultRouteSettings(&awsapigatewayv2.CfnStage_RouteSettingsProperty{
+		ThrottlingBurstLimit: jsii.Number(APIThrottleBurst),
+		ThrottlingRateLimit:  jsii.Number(APIThrottleRate),
+	})
+
+	// AgentCore workload identity: the callback URL is its only allowed OAuth2 return URL.
+	cf.Workload = awsbedrockagentcore.NewWorkloadIdentity(s, jsii.String("Workload"), &awsbedrockagentcore.WorkloadIdentityProps{
+		WorkloadIdentityName:            jsii.String(cfg.WorkloadName),
+		AllowedResourceOauth2ReturnUrls: &[]*string{cf.CallbackURL},
+	})
+	if cfg.NewProvider != nil {
+		cf.Provider = newProvider(s, cfg.NewProvider)
+	}
+
+	arns := newARNs(s, cfg)
+
+	// Functions.
+	initiateRole := functionRole(s, "InitiateRole", "consentflow initiate function")
+	callbackRole := functionRole(s, "CallbackRole", "consentflow callback function")
+	cf.InitiateRole, cf.CallbackRole = initiateRole, callbackRole
+	cf.Initiate = newFunction(s, "Initiate", functionSpec{
+		description: "consentflow: starts an AgentCore 3-legged OAuth session for a Step Functions task",
+		codeDir:     props.InitiateCodeDir,
+		timeout:     15,
+		role:        initiateRole,
+		logs:        logGroup("InitiateLogs"),
+		env: map[string]string{
+			"SESSIONS_TABLE": *cf.Table.TableName(),
+			"WORKLOAD_NAME":  cfg.WorkloadName,
+			"RETURN_URL":     *cf.CallbackURL,
+			"EVENT_BUS_NAME": cfg.EventBusName,
+			"BINDING_MODE":   cfg.BindingMode,
+		},
+	})
+	cf.Callback = newFunction(s, "Callback", functionSpec{
+		description: "consentflow: OAuth return URL; binds the session to the user and resumes the task",
+		codeDir:     props.CallbackCodeDir,
+		timeout:     10,
+		role:        callbackRole,
+		logs:        logGroup("CallbackLogs"),
+		env: map[string]string{
+			"SESSIONS_TABLE":    *cf.Table.TableName(),
+			"BINDING_MODE":      cfg.BindingMode,
+			"USER_TOKEN_COOKIE": cfg.UserTokenCookie,
+		},
+	})
+	// The functions use the workload identity and the provider by name: deploy those first.
+	for _, fn := range []awslambda.Function{cf.Initiate, cf.Callback} {
+		fn.Node().AddDependency(cf.Workload)
+		if cf.Provider != nil {
+			fn.Node().AddDependency(cf.Provider)
+		}
+	}
+	grantInitiate(initiateRole, cf, arns)
+	grantCallback(callbackRole, cf, arns)
+
+	cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+		Path:    jsii.String(CallbackPath),
+		Methods: &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET, awsapigatewayv2.HttpMethod_POST},
+		Integration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("CallbackIntegration"), cf.Callback,
+			&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
+				PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0(),
+			}),
+	})
+
+	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, logGroup("AuthorizeUserLogs"))
+
+	out := func(id, value, desc string) {
+		awscdk.NewCfnOutput(s, jsii.String(id), &awscdk.CfnOutputProps{Value: jsii.String(value), Description: jsii.String(desc)})
+	}
+	out("CallbackUrl", *cf.CallbackURL, "consentflow's OAuth return URL (registered on the workload identity)")
+	out("StateMachineArn", *cf.StateMachine.StateMachineArn(), "Start an execution here to authorize a user")
+	out("SessionsTableName", *cf.Table.TableName(), "DynamoDB table of authorization sessions")
+	out("EventBusName", cfg.EventBusName, "Bus receiving AuthorizationRequired events (source consentflow)")
+	out("WorkloadName", *cf.Workload.WorkloadIdentityName(), "AgentCore workload identity")
+	out("CredentialProviderName", cfg.ProviderName, "AgentCore OAuth2 credential provider used by the flow")
+	if cf.Provider != nil {
+		out("CredentialProviderCallbackUrl", *cf.Provider.CallbackUrl(),
+			"Register this as the redirect URI of the OAuth client at the provider")
+	}
+
+	addNagSuppressions(cf)
+	return cf
+}
+
+// arnSet are the ARNs the function policies name. They are built from names (not construct
+// references) so that no function policy depends on the state machine that invokes the function.
+type arnSet struct {
+	workloadDirectory, workload, tokenVault, provider string
+	providerSecret                                    string
+	stateMachine                                      string
+}
+
+func newARNs(s awscdk.Stack, cfg Config) arnSet {
+	agentcore := func(resource string) string {
+		return *s.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("bedrock-agentcore"), Resource: jsii.String(resource), ArnFormat: awscdk.ArnFormat_NO_RESOURCE_NAME,
+		})
+	}
+	a := arnSet{
+		workloadDirectory: agentcore("workload-identity-directory/default"),
+		workload:          agentcore("workload-identity-directory/default/workload-identity/" + cfg.WorkloadName),
+		tokenVault:        agentcore("token-vault/default"),
+		provider:          agentcore("token-vault/default/oauth2credentialprovider/" + cfg.ProviderName),
+		stateMachine: *s.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("states"), Resource: jsii.String("stateMachine"),
+			ResourceName: jsii.String(cfg.StateMachineName), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		}),
+	}
+	switch {
+	case cfg.ProviderSecretArn != "":
+		a.providerSecret = cfg.ProviderSecretArn
+	case cfg.NewProvider == nil:
+		// The secret AgentCore Identity created for the existing provider:
+		// bedrock-agentcore-identity!default/oauth2/<provider name> plus Secrets Manager's
+		// 6-character suffix.
+		a.providerSecret = *s.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
+			ResourceName: jsii.String("bedrock-agentcore-identity!default/oauth2/" + cfg.ProviderName + "-??????"),
+			ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		})
+	}
+	return a
+}
+
+func functionRole(s awscdk.Stack, id, what string) awsiam.Role {
+	// An explicit role without AWSLambdaBasicExecutionRole: the function writes to its own log
+	// group only (granted below), not to any log group of the account.
+	return awsiam.NewRole(s, jsii.String(id), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Execution role of the " + what),
+	})
+}
+
+type functionSpec struct {
+	description string
+	codeDir     string
+	timeout     float64
+	role        awsiam.Role
+	logs        awslogs.LogGroup
+	env         map[string]string
+}
+
+func newFunction(s awscdk.Stack, id string, spec functionSpec) awslambda.Function {
+	env := map[string]*string{}
+	for k, v := range spec.env {
+		env[k] = jsii.String(v)
+	}
+	spec.logs.GrantWrite(spec.role)
+	fn := awslambda.NewFunction(s, jsii.String(id), &awslambda.FunctionProps{
+		Description:   jsii.String(spec.description),
+		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:  awslambda.Architecture_ARM_64(),
+		Handler:       jsii.String("bootstrap"),
+		Code:          awslambda.Code_FromAsset(jsii.String(spec.codeDir), nil),
+		MemorySize:    jsii.Number(256),
+		Timeout:       awscdk.Duration_Seconds(jsii.Number(spec.timeout)),
+		Tracing:       awslambda.Tracing_ACTIVE,
+		LoggingFormat: awslambda.LoggingFormat_JSON,
+		LogGroup:      spec.logs,
+		Role:          spec.role,
+		Environment:   &env,
+	})
+	// The role's log permission must exist before the function first runs.
+	fn.Node().AddDependency(spec.role)
+	return fn
+}
+
+func statement(sid string, actions []string, resources ...string) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(sid),
+		Effect:    awsiam.Effect_ALLOW,
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(resources...),
+	})
+}
+
+// taskResponseActions are granted on the state machine ARN built from its name, not through
+// StateMachine.GrantTaskResponse: the state machine invokes the initiate function, so a policy
+// referencing the state machine construct would make a CloudFormation dependency cycle.
+var taskResponseActions = []string{"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+
+// providerSecretStatement lets AgentCore Identity read the provider's client secret with the
+// caller's credentials: it does so when it exchanges the authorization code
+// (CompleteResourceTokenAuth) and when it obtains or refreshes a token (GetResourceOauth2Token).
+// aws-cdk-lib's OAuth2CredentialProvider.grantUse grants the same actions together.
+func providerSecretStatement(cf *ConsentFlow, a arnSet) awsiam.PolicyStatement {
+	secret := a.providerSecret
+	if cf.Provider != nil {
+		secret = *cf.Provider.ClientSecretArn()
+	}
+	return statement("ReadProviderClientSecret", []string{"secretsmanager:GetSecretValue"}, secret)
+}
+
+func grantInitiate(role awsiam.Role, cf *ConsentFlow, a arnSet) {
+	// GetWorkloadAccessToken* authorize on the workload identity and its directory.
+	role.AddToPolicy(statement("WorkloadAccessToken", []string{
+		"bedrock-agentcore:GetWorkloadAccessToken",
+		"bedrock-agentcore:GetWorkloadAccessTokenForUserId",
+		"bedrock-agentcore:GetWorkloadAccessTokenForJWT",
+	}, a.workloadDirectory, a.workload))
+	// GetResourceOauth2Token authorizes on the token vault, the credential provider, and the
+	// workload identity (with its directory) the workload access token belongs to.
+	role.AddToPolicy(statement("ResourceOauth2Token", []string{"bedrock-agentcore:GetResourceOauth2Token"},
+		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
+	role.AddToPolicy(providerSecretStatement(cf, a))
+	// Session store: conditional create (PutItem, also inside TransactWriteItems, which IAM
+	// authorizes per contained action), reads, conditional updates. No Scan/Query/Delete.
+	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+		*cf.Table.TableArn()))
+	role.AddToPolicy(statement("PublishAuthorizationRequired", []string{"events:PutEvents"}, *cf.Bus.EventBusArn()))
+	role.AddToPolicy(statement("TaskResponse", taskResponseActions, a.stateMachine))
+}
+
+func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
+	// CompleteResourceTokenAuth authorizes on the same four resources as GetResourceOauth2Token.
+	role.AddToPolicy(statement("CompleteResourceTokenAuth", []string{"bedrock-agentcore:CompleteResourceTokenAuth"},
+		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
+	role.AddToPolicy(providerSecretStatement(cf, a))
+	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
+	role.AddToPolicy(statement("TaskResponse", taskResponseActions, a.stateMachine))
+}
+
+func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, logs awslogs.LogGroup) awsstepfunctions.StateMachine {
+	task := awsstepfunctionstasks.NewLambdaInvoke(s, jsii.String("RequestAuthorization"), &awsstepfunctionstasks.LambdaInvokeProps{
+		Comment:            jsii.String("Start the AgentCore authorization session and wait for the callback to resume the task"),
+		LambdaFunction:     initiate,
+		IntegrationPattern: awsstepfunctions.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
+		Payload: awsstepfunctions.TaskInput_FromObject(&map[string]any{
+			"taskToken": awsstepfunctions.JsonPath_TaskToken(),
+			"input":     awsstepfunctions.JsonPath_EntirePayload(),
+		}),
+		// The session is valid for 10 minutes; bound the wait so an abandoned consent ends.
+		TaskTimeout:              awsstepfunctions.Timeout_Duration(awscdk.Duration_Minutes(jsii.Number(SessionValidityMinutes + TaskTimeoutMarginMinutes))),
+		RetryOnServiceExceptions: jsii.Bool(false), // replaced by the explicit retriers below
+	})
+	task.AddRetry(&awsstepfunctions.RetryProps{
+		Errors:         jsii.Strings(LambdaServiceErrors...),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(2)),
+		MaxAttempts:    jsii.Number(6),
+		BackoffRate:    jsii.Number(2),
+		MaxDelay:       awscdk.Duration_Seconds(jsii.Number(30)),
+		JitterStrategy: awsstepfunctions.JitterType_FULL,
+	})
+	task.AddRetry(&awsstepfunctions.RetryProps{
+		Errors:         jsii.Strings(RetryableErrors...),
+		Interval:       awscdk.Duration_Seconds(jsii.Number(2)),
+		MaxAttempts:    jsii.Number(4),
+		BackoffRate:    jsii.Number(2),
+		MaxDelay:       awscdk.Duration_Seconds(jsii.Number(30)),
+		JitterStrategy: awsstepfunctions.JitterType_FULL,
+	})
+	fail := func(name, cause string) awsstepfunctions.Fail {
+		return awsstepfunctions.NewFail(s, jsii.String(name), &awsstepfunctions.FailProps{
+			Error: jsii.String(name), Cause: jsii.String(cause),
+		})
+	}
+	for _, c := range []struct {
+		errors []string
+		state  awsstepfunctions.Fail
+	}{
+		{[]string{"States.Timeout"}, fail("AuthorizationTimedOut", "The user did not complete the authorization while the session was valid.")},
+		{[]string{"consentflow.BindingFailed"}, fail("BindingFailed", "The verification code was wrong too many times; the session was closed.")},
+		{[]string{"consentflow.ConsentDenied"}, fail("ConsentDenied", "The user denied consent at the provider.")},
+		{[]string{"consentflow.InvalidInput"}, fail("InvalidInput", "The execution input is invalid (see the task failure for the field).")},
+		{[]string{"consentflow.Expired"}, fail("AuthorizationExpired", "The authorization session expired before it was completed.")},
+		{[]string{"States.ALL"}, awsstepfunctions.NewFail(s, jsii.String("AuthorizationFailed"), &awsstepfunctions.FailProps{
+			Error: jsii.String("AuthorizationFailed"),
+			// The caught error's name (e.g. consentflow.AccessDenied), never its message.
+			CausePath: awsstepfunctions.JsonPath_Format(jsii.String("The authorization task failed with {}."), awsstepfunctions.JsonPath_StringAt(jsii.String("$.Error"))),
+		})},
+	} {
+		task.AddCatch(c.state, &awsstepfunctions.CatchProps{Errors: jsii.Strings(c.errors...)})
+	}
+	definition := task.Next(awsstepfunctions.NewSucceed(s, jsii.String("Authorized"), &awsstepfunctions.SucceedProps{
+		Comment: jsii.String("The user authorized; the token is in the AgentCore token vault"),
+	}))
+	return awsstepfunctions.NewStateMachine(s, jsii.String("AuthorizeUser"), &awsstepfunctions.StateMachineProps{
+		StateMachineName: jsii.String(cfg.StateMachineName),
+		StateMachineType: awsstepfunctions.StateMachineType_STANDARD,
+		Comment:          jsii.String("consentflow: authorize a user at an OAuth2 provider through AgentCore Identity"),
+		DefinitionBody:   awsstepfunctions.DefinitionBody_FromChainable(definition),
+		Logs: &awsstepfunctions.LogOptions{
+			Destination:          logs,
+			Level:                awsstepfunctions.LogLevel_ALL,
+			IncludeExecutionData: jsii.Bool(false), // inputs hold user ids and JWTs
+		},
+		TracingEnabled: jsii.Bool(true),
+	})
+}
+
+func newProvider(s awscdk.Stack, p *ProviderSpec) awsbedrockagentcore.OAuth2CredentialProvider {
+	var opts *awscdk.SecretsManagerSecretOptions
+	if p.ClientSecretJSONKey != "" {
+		opts = &awscdk.SecretsManagerSecretOptions{JsonField: jsii.String(p.ClientSecretJSONKey)}
+	}
+	// A CloudFormation dynamic reference: the template holds the secret's id, never its value.
+	secret := awscdk.SecretValue_SecretsManager(jsii.String(p.SecretID()), opts)
+	id, name, clientID := jsii.String("CredentialProvider"), jsii.String(p.Name), jsii.String(p.ClientID)
+	opt := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return jsii.String(v)
+	}
+	switch p.Vendor {
+	case "google":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingGoogle(s, id, &awsbedrockagentcore.GoogleOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "github":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingGithub(s, id, &awsbedrockagentcore.GithubOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "slack":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingSlack(s, id, &awsbedrockagentcore.SlackOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "salesforce":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingSalesforce(s, id, &awsbedrockagentcore.SalesforceOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "microsoft":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingMicrosoft(s, id, &awsbedrockagentcore.MicrosoftOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret, TenantId: opt(p.TenantID)})
+	case "atlassian":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingAtlassian(s, id, &awsbedrockagentcore.AtlassianOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "linkedin":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingLinkedin(s, id, &awsbedrockagentcore.LinkedinOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret})
+	case "custom":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingCustom(s, id, &awsbedrockagentcore.CustomOAuth2CredentialProviderProps{
+			OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret, DiscoveryUrl: jsii.String(p.DiscoveryURL)})
+	}
+	tenant := &awsbedrockagentcore.IncludedOauth2TenantCredentialProviderProps{
+		OAuth2CredentialProviderName: name, ClientId: clientID, ClientSecret: secret,
+		Issuer: opt(p.Issuer), AuthorizationEndpoint: opt(p.AuthorizationEndpoint), TokenEndpoint: opt(p.TokenEndpoint),
+	}
+	switch p.Vendor {
+	case "auth0":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingAuth0(s, id, tenant)
+	case "cognito":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingCognito(s, id, tenant)
+	case "okta":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingOkta(s, id, tenant)
+	case "onelogin":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingOneLogin(s, id, tenant)
+	case "pingone":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingPingOne(s, id, tenant)
+	case "cyberark":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingCyberArk(s, id, tenant)
+	case "fusionauth":
+		return awsbedrockagentcore.OAuth2CredentialProvider_UsingFusionAuth(s, id, tenant)
+	}
+	panic(fmt.Sprintf("stack: unsupported vendor %q (LoadConfig validates it)", p.Vendor))
+}
+
+func retention(days int) awslogs.RetentionDays {
+	m := map[int]awslogs.RetentionDays{
+		1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS, 5: awslogs.RetentionDays_FIVE_DAYS,
+		7: awslogs.RetentionDays_ONE_WEEK, 14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
+		60: awslogs.RetentionDays_TWO_MONTHS, 90: awslogs.RetentionDays_THREE_MONTHS, 120: awslogs.RetentionDays_FOUR_MONTHS,
+		150: awslogs.RetentionDays_FIVE_MONTHS, 180: awslogs.RetentionDays_SIX_MONTHS, 365: awslogs.RetentionDays_ONE_YEAR,
+		400: awslogs.RetentionDays_THIRTEEN_MONTHS, 545: awslogs.RetentionDays_EIGHTEEN_MONTHS, 731: awslogs.RetentionDays_TWO_YEARS,
+		1096: awslogs.RetentionDays_THREE_YEARS, 1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
+		2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS, 3288: awslogs.RetentionDays_NINE_YEARS,
+		3653: awslogs.RetentionDays_TEN_YEARS,
+	}
+	if r, ok := m[days]; ok {
+		return r
+	}
+	return awslogs.RetentionDays_ONE_MONTH
+}
