@@ -1,0 +1,285 @@
+package browser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// Decision is a button on the provider's consent page.
+type Decision string
+
+// The emulator's consent page has <button class="allow|deny" name="decision">.
+const (
+	Allow Decision = "allow"
+	Deny  Decision = "deny"
+)
+
+// Selectors of the pages (internal/web templates and the emulator's consent
+// page).
+const (
+	SelOutcome    = "main[data-outcome]"
+	SelHeading    = "main h1"
+	SelCodeInput  = `main form[method="post"] input[name="code"]`
+	SelSubmit     = `main form[method="post"] button[type="submit"]`
+	SelAllow      = "button.allow"
+	SelDeny       = "button.deny"
+	SelConfirmBox = `main[data-outcome="confirm"]`
+)
+
+// Outcome is what a callback page says: its data-outcome (confirm, ok,
+// error, wait) and its <h1>.
+type Outcome struct {
+	Kind    string `json:"kind"`
+	Heading string `json:"heading"`
+}
+
+func (o Outcome) String() string { return o.Kind + ": " + o.Heading }
+
+// Page is one tab, in a browser context of its own (cookies, storage).
+type Page struct {
+	b      *Browser
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// NewPage opens a tab in a fresh browser context.
+func (b *Browser) NewPage() (*Page, error) {
+	ctx, cancel := chromedp.NewContext(b.root, chromedp.WithNewBrowserContext())
+	p := &Page{b: b, ctx: ctx, cancel: cancel}
+	// The first Run binds the tab to the context it is given, so it must
+	// be the page's own context, not one with a timeout.
+	created := make(chan error, 1)
+	go func() { created <- chromedp.Do(ctx) }()
+	var err error
+	select {
+	case err = <-created:
+	case <-time.After(b.actionTimeout):
+		err = errors.New("no answer")
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("browser: new tab: %w", err)
+	}
+	return p, nil
+}
+
+// Close closes the tab and its browser context.
+func (p *Page) Close() {
+	done := make(chan struct{})
+	go func() { p.cancel(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second): // a wedged tab; Browser.Close kills it anyway
+	}
+}
+
+// run runs f on the tab with the action timeout, ending early if ctx ends.
+func (p *Page) run(ctx context.Context, f func(c context.Context) (any, error)) (any, error) {
+	c, cancel := context.WithTimeout(p.ctx, p.b.actionTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	v, err := f(c)
+	if err != nil && ctx.Err() != nil {
+		return v, ctx.Err()
+	}
+	return v, err
+}
+
+func do(ctx context.Context, p *Page, steps ...chromedp.Action[chromedp.Void]) error {
+	_, err := p.run(ctx, func(c context.Context) (any, error) { return nil, chromedp.Do(c, steps...) })
+	return err
+}
+
+func runT[T any](ctx context.Context, p *Page, a chromedp.Action[T]) (T, error) {
+	v, err := p.run(ctx, func(c context.Context) (any, error) { return chromedp.Run(c, a) })
+	t, _ := v.(T)
+	return t, err
+}
+
+// Open navigates to u and waits for the page to load. It returns the HTTP
+// status of the document.
+func (p *Page) Open(ctx context.Context, u string) (int, error) {
+	resp, err := runT(ctx, p, chromedp.NavigateResponse(u))
+	if err != nil {
+		return 0, fmt.Errorf("browser: open %s: %w", redact(u), err)
+	}
+	if resp == nil {
+		return 0, nil
+	}
+	return int(resp.Status), nil
+}
+
+// clickAndLoad clicks sel and waits for the page it leads to. It returns the
+// HTTP status of the new document.
+func (p *Page) clickAndLoad(ctx context.Context, sel string) (int, error) {
+	if err := do(ctx, p, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
+		return 0, fmt.Errorf("browser: no %q on the page: %w", sel, err)
+	}
+	v, err := p.run(ctx, func(c context.Context) (any, error) {
+		return chromedp.RunResponse(c, chromedp.Click(chromedp.CSS(sel)))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("browser: click %q: %w", sel, err)
+	}
+	if resp, ok := v.(*network.Response); ok && resp != nil {
+		return int(resp.Status), nil
+	}
+	return 0, nil
+}
+
+// Consent opens the authorization URL, clicks Allow or Deny on the
+// provider's consent page and waits for the page the browser is sent to
+// (the application's callback). It returns that page's HTTP status.
+func (p *Page) Consent(ctx context.Context, authorizationURL string, d Decision) (int, error) {
+	status, err := p.Open(ctx, authorizationURL)
+	if err != nil {
+		return 0, err
+	}
+	if status != 200 {
+		return status, fmt.Errorf("browser: the consent page answered HTTP %d", status)
+	}
+	sel := SelAllow
+	if d == Deny {
+		sel = SelDeny
+	}
+	return p.clickAndLoad(ctx, sel)
+}
+
+// EnterCode types code into the confirmation form (if it asks for one),
+// submits it and waits for the answer page. It returns its HTTP status.
+func (p *Page) EnterCode(ctx context.Context, code string) (int, error) {
+	if err := do(ctx, p, chromedp.WaitVisible(chromedp.CSS(SelSubmit))); err != nil {
+		o, _ := p.Outcome(ctx)
+		return 0, fmt.Errorf("browser: no confirmation form on the page (%s): %w", o, err)
+	}
+	if code != "" {
+		if err := do(ctx, p,
+			chromedp.Clear(chromedp.CSS(SelCodeInput)),
+			chromedp.SendKeys(chromedp.CSS(SelCodeInput), code),
+		); err != nil {
+			return 0, fmt.Errorf("browser: typing the code: %w", err)
+		}
+	}
+	return p.clickAndLoad(ctx, SelSubmit)
+}
+
+// Outcome reads the page's data-outcome and heading. A page that is not one
+// of ours gives an empty Kind.
+func (p *Page) Outcome(ctx context.Context) (Outcome, error) {
+	return runT(ctx, p, chromedp.Evaluate[Outcome](`(() => {
+		const m = document.querySelector('main[data-outcome]');
+		const h = document.querySelector('main h1') || document.querySelector('h1');
+		return {kind: m ? m.dataset.outcome : '', heading: h ? h.textContent.trim() : ''};
+	})()`))
+}
+
+// HasCodeInput reports whether the page asks for a verification code.
+func (p *Page) HasCodeInput(ctx context.Context) (bool, error) {
+	return runT(ctx, p, chromedp.Evaluate[bool](`document.querySelector('`+SelCodeInput+`') !== null`))
+}
+
+// URL is the tab's current address.
+func (p *Page) URL(ctx context.Context) (string, error) {
+	return runT(ctx, p, chromedp.Location())
+}
+
+// HTML is the current document's markup.
+func (p *Page) HTML(ctx context.Context) (string, error) {
+	return runT(ctx, p, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ''`))
+}
+
+// Screenshot is a PNG of the whole page.
+func (p *Page) Screenshot(ctx context.Context) ([]byte, error) {
+	return runT(ctx, p, chromedp.FullScreenshot(100))
+}
+
+// Artifacts are the files SaveArtifacts wrote.
+type Artifacts struct {
+	PNG, HTML string
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// SaveArtifacts writes a screenshot (name.png) and the page HTML
+// (name.html) into dir, creating it. It writes what it can and reports the
+// first error.
+func (p *Page) SaveArtifacts(ctx context.Context, dir, name string) (Artifacts, error) {
+	var a Artifacts
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return a, err
+	}
+	name = unsafeName.ReplaceAllString(name, "_")
+	var errs []error
+	if png, err := p.Screenshot(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("screenshot: %w", err))
+	} else {
+		a.PNG = filepath.Join(dir, name+".png")
+		if err := os.WriteFile(a.PNG, png, 0o644); err != nil {
+			a.PNG = ""
+			errs = append(errs, err)
+		}
+	}
+	if html, err := p.HTML(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("html: %w", err))
+	} else {
+		a.HTML = filepath.Join(dir, name+".html")
+		if err := os.WriteFile(a.HTML, []byte(html), 0o644); err != nil {
+			a.HTML = ""
+			errs = append(errs, err)
+		}
+	}
+	return a, errors.Join(errs...)
+}
+
+// ArtifactsDir is $CONSENTFLOW_ARTIFACTS, else <repo root>/artifacts, else
+// ./artifacts.
+func ArtifactsDir() string {
+	if d := os.Getenv(EnvArtifacts); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
+		return d
+	}
+	if root, err := repoRoot(); err == nil {
+		return filepath.Join(root, "artifacts")
+	}
+	return "artifacts"
+}
+
+// repoRoot walks up from the working directory to the directory with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("browser: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// redact drops the query of a URL for error messages (it may carry the
+// session id and state).
+func redact(u string) string {
+	for i, c := range u {
+		if c == '?' {
+			return u[:i] + "?…"
+		}
+	}
+	return u
+}
