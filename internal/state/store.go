@@ -671,8 +671,8 @@ func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.
 // 1. The attempt that reaches max also sets FAILED and FailureReason=reason
 // in the same conditional write, so concurrent callers never count past max
 // and exactly one of them sees the FAILED transition.
-func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max int, reason string) (*flow.Session, error) {
-	max = maxInt(max, 1)
+func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, maxAttempts int, reason string) (*flow.Session, error) {
+	last := int64(max(maxAttempts, 1) - 1) // attempts before the one that fails the session
 	for try := 0; try < 16; try++ {
 		now := st.clock()
 		// Not the last allowed attempt: a plain increment.
@@ -680,7 +680,7 @@ func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max
 		cond := fmt.Sprintf("%s = %s AND %s > %s AND %s < %s",
 			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
 			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
-			e.n(aAttempts), e.i("last", int64(max-1)))
+			e.n(aAttempts), e.i("last", last))
 		update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
 		s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
 		if err != nil || !conflict {
@@ -694,7 +694,7 @@ func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max
 		cond = fmt.Sprintf("%s = %s AND %s > %s AND %s >= %s",
 			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
 			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
-			e.n(aAttempts), e.i("last", int64(max-1)))
+			e.n(aAttempts), e.i("last", last))
 		update = fmt.Sprintf("SET %s = %s + %s, %s = %s",
 			e.n(aAttempts), e.n(aAttempts), e.i("one", 1),
 			e.n(aStatus), e.s("failed", string(flow.StatusFailed)))
@@ -711,13 +711,6 @@ func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max
 		// Still PENDING below the limit (attempts were reset meanwhile): retry.
 	}
 	return nil, errors.New("state: record failed attempt: too much contention")
-}
-
-func maxInt(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // MarkNotified implements flow.SessionStore.

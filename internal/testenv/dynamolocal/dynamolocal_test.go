@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,15 +58,45 @@ func TestTableNameUnique(t *testing.T) {
 func pidOf(t *testing.T, db *dynamolocal.Instance) int {
 	t.Helper()
 	port := db.Endpoint()[strings.LastIndex(db.Endpoint(), ":")+1:]
-	out, err := exec.Command("pgrep", "-f", "DynamoDBLocal.jar -inMemory -port "+port+" ").Output()
-	if err != nil {
-		t.Fatalf("pgrep: %v", err)
+	pids := emulatorPIDs(port)
+	if len(pids) != 1 {
+		t.Fatalf("found %d DynamoDB Local processes on port %s, want 1", len(pids), port)
 	}
-	pid, err := strconv.Atoi(strings.Fields(string(out))[0])
-	if err != nil {
-		t.Fatalf("pgrep output %q: %v", out, err)
+	return pids[0]
+}
+
+// emulatorPIDs lists live DynamoDB Local processes started with -port port
+// (read from /proc, so no pgrep is needed).
+func emulatorPIDs(port string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasSuffix(a, "DynamoDBLocal.jar") }) {
+			continue
+		}
+		if i := slices.Index(args, "-port"); i >= 0 && i+1 < len(args) && args[i+1] == port {
+			if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && isZombie(string(st)) {
+				continue
+			}
+			pids = append(pids, pid)
+		}
 	}
-	return pid
+	return pids
+}
+
+// isZombie reads the state field of /proc/PID/stat ("pid (comm) S ...").
+func isZombie(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 // TestNoLeakWhenTestBinaryPanics runs this test binary again in a mode that
@@ -97,8 +128,7 @@ func TestNoLeakWhenTestBinaryPanics(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := exec.Command("pgrep", "-f", "DynamoDBLocal.jar -inMemory -port "+port+" ").Run()
-		if err != nil { // pgrep exit 1: no such process
+		if len(emulatorPIDs(port)) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
