@@ -174,7 +174,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	s.Clients = s.clients()
-	if err := state.EnsureTable(ctx, s.DynamoDB.Client(), s.Table); err != nil {
+	// DynamoDB Local keeps one database per access key and region: create
+	// the table with the credentials the functions use.
+	if err := state.EnsureTable(ctx, s.Clients.DynamoDB, s.Table); err != nil {
 		cbLn.Close()
 		return nil, err
 	}
