@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
+
+	"github.com/consentflow/consentflow/internal/flow"
+	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
+	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
+	"github.com/consentflow/consentflow/internal/localstack/stack"
+	"github.com/consentflow/consentflow/internal/testenv/browser"
+	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+)
+
+type config struct {
+	auto     bool
+	user     string
+	provider string
+	scopes   []string
+	binding  string
+	timeout  time.Duration
+}
+
+func (c config) check() error {
+	switch {
+	case c.user == "":
+		return errors.New("--user must not be empty")
+	case c.provider == "":
+		return errors.New("--provider must not be empty")
+	case len(c.scopes) == 0:
+		return errors.New("--scopes must name at least one scope")
+	case c.binding != "code" && c.binding != "none":
+		return fmt.Errorf(`--binding must be "code" or "none", not %q`, c.binding)
+	case c.timeout <= 0:
+		return errors.New("--timeout must be positive")
+	}
+	return nil
+}
+
+func splitScopes(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}
+
+// demo prints progress lines and remembers what to stop.
+type demo struct {
+	cfg config
+	out io.Writer
+}
+
+func (d *demo) step(format string, args ...any) {
+	fmt.Fprintf(d.out, "==> "+format+"\n", args...)
+}
+
+func (d *demo) info(format string, args ...any) {
+	fmt.Fprintf(d.out, "    "+format+"\n", args...)
+}
+
+// run does the whole demo; everything it starts is stopped before it
+// returns, whether it succeeds, fails or ctx is cancelled (Ctrl-C).
+func run(ctx context.Context, cfg config, out io.Writer) (err error) {
+	d := &demo{cfg: cfg, out: out}
+	var stops []func()
+	defer func() {
+		if len(stops) == 0 {
+			return
+		}
+		d.step("stopping everything it started ...")
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		d.step("stopped: no process left, nothing listening")
+	}()
+
+	// Set-up and start-up.
+	d.step("DynamoDB Local: looking for it in the cache (fetched on the first run) ...")
+	emu, err := dynamolocal.EmulatorDir(ctx)
+	if err != nil {
+		return err
+	}
+	d.info("%s", emu)
+	var chromium string
+	if cfg.auto {
+		chromium = browser.ExecPath()
+		if err := browser.CheckExecPath(chromium); err != nil {
+			return err
+		}
+	}
+
+	d.step("starting DynamoDB Local ...")
+	t0 := time.Now()
+	db, err := dynamolocal.Start(ctx)
+	if err != nil {
+		return err
+	}
+	stops = append(stops, db.Stop)
+	d.info("%-32s %s  (%.1fs)", "DynamoDB Local", db.Endpoint(), time.Since(t0).Seconds())
+
+	d.step("starting the AgentCore Identity emulator, the Step Functions and EventBridge stand-ins and the callback API ...")
+	s, err := stack.Start(ctx, stack.Options{
+		Binding:   cfg.binding,
+		Providers: []string{cfg.provider},
+		DynamoDB:  db,
+	})
+	if err != nil {
+		return err
+	}
+	stops = append(stops, s.Close)
+	d.info("%-32s %s (created as the stack does)", "sessions table", s.Table)
+	d.info("%-32s %s  (workload %s, provider %s)", "AgentCore Identity emulator", s.EmulatorURL, stack.WorkloadName, cfg.provider)
+	d.info("%-32s %s", "Step Functions stand-in", s.SFNURL)
+	d.info("%-32s %s", "EventBridge stand-in", s.EventsURL)
+	d.info("%-32s %s", "callback (API Gateway stand-in)", s.CallbackURL)
+	d.info("%-32s %s", "session binding", cfg.binding)
+
+	var page *browser.Page
+	if cfg.auto {
+		d.step("starting headless Chromium (%s) ...", chromium)
+		b, err := browser.Start(ctx, browser.Options{ExecPath: chromium})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, b.Close)
+		if page, err = b.NewPage(); err != nil {
+			return err
+		}
+		stops = append(stops, page.Close)
+	}
+
+	// One authorization, as the state machine runs it.
+	d.step("registering a Step Functions task (callback pattern, .waitForTaskToken, timeout %v) ...", cfg.timeout)
+	token := s.SFN.NewTask(sfnlocal.WithTimeout(cfg.timeout))
+	sub := s.Events.Subscribe(eventslocal.Match{DetailType: "AuthorizationRequired"})
+	defer sub.Close()
+
+	d.step("invoking the initiate handler for user %q, provider %q, scopes %s ...", cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
+	payload, err := json.Marshal(map[string]any{
+		"taskToken": token,
+		"input":     map[string]any{"userId": cfg.user, "provider": cfg.provider, "scopes": cfg.scopes},
+	})
+	if err != nil {
+		return err
+	}
+	res, err := s.Initiate(ctx, payload)
+	if err != nil {
+		return fmt.Errorf("the initiate handler failed: %v", err)
+	}
+	d.info("status %s, correlation id %s", res.Status, res.CorrelationID)
+
+	switch res.Status {
+	case flow.StatusAuthorized:
+		d.info("a token is already in the vault: no consent needed")
+	case flow.StatusAuthorizationRequired:
+		ev, err := awaitEvent(ctx, sub)
+		if err != nil {
+			return err
+		}
+		d.step("AuthorizationRequired event published (correlation id %s)", ev.CorrelationID)
+		fmt.Fprintln(out)
+		d.info("authorization URL:  %s", ev.AuthorizationURL)
+		if ev.VerificationCode != "" {
+			d.info("verification code:  %s", ev.VerificationCode)
+		}
+		d.info("valid until:        %s (%v from now)", ev.ExpiresAt.Local().Format("15:04:05"), time.Until(ev.ExpiresAt).Round(time.Second))
+		fmt.Fprintln(out)
+		if cfg.auto {
+			if err := d.drive(ctx, page, ev); err != nil {
+				return err
+			}
+		} else {
+			d.instructions(ev)
+		}
+	default:
+		return fmt.Errorf("the initiate handler answered status %q", res.Status)
+	}
+
+	d.step("waiting for the workflow to resume (SendTaskSuccess / SendTaskFailure; Ctrl-C stops) ...")
+	r, err := s.SFN.Wait(ctx, token)
+	if err != nil {
+		return fmt.Errorf("waiting for the workflow: %w", err)
+	}
+	var output flow.Result
+	switch r.Status {
+	case sfnlocal.StatusSucceeded:
+		d.step("task SUCCEEDED, output: %s", compactJSON(r.Output))
+		if err := json.Unmarshal(r.Output, &output); err != nil {
+			return fmt.Errorf("the task output is not a result: %v", err)
+		}
+		if output.Status != flow.StatusAuthorized {
+			return fmt.Errorf("the workflow resumed with status %q, not %s", output.Status, flow.StatusAuthorized)
+		}
+	default:
+		d.step("task %s: error %s, cause %q", r.Status, r.Error, r.Cause)
+		reason := fmt.Sprintf("the workflow did not resume AUTHORIZED: task %s with %s", r.Status, r.Error)
+		if r.Error == sfnlocal.TimeoutError {
+			reason += fmt.Sprintf(" (nobody confirmed within %v)", cfg.timeout)
+		}
+		return errors.New(reason)
+	}
+
+	d.step("fetching the token from the vault: GetResourceOauth2Token through the AWS SDK ...")
+	tok, err := fetchToken(ctx, s, cfg)
+	if err != nil {
+		return fmt.Errorf("the token is not in the vault: %w", err)
+	}
+	d.info("access token: %s (masked)", Mask(tok))
+	d.step("done: the workflow resumed %s and the token for %q / %s / %s is in the vault",
+		output.Status, cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
+	return nil
+}
+
+func (d *demo) instructions(ev flow.AuthorizationRequired) {
+	d.info("Now, in a browser on this machine:")
+	d.info("  1. open the authorization URL above;")
+	d.info("  2. on the provider's page, click Allow (Deny fails the workflow with %s);", flow.ErrNameConsentDenied)
+	if ev.VerificationCode != "" {
+		d.info("  3. on \"Confirm the connection\", type the verification code %s and click Connect.", ev.VerificationCode)
+		d.info("     (%d wrong codes fail the workflow with %s.)", flow.MaxCodeAttempts, flow.ErrNameBindingFailed)
+	} else {
+		d.info("  3. on \"Confirm the connection\", click Connect.")
+	}
+	d.info("Or run `make demo-auto` to let headless Chromium do it.")
+	fmt.Fprintln(d.out)
+}
+
+// drive plays the person with headless Chromium: Allow, code, Connect.
+func (d *demo) drive(ctx context.Context, p *browser.Page, ev flow.AuthorizationRequired) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			d.saveArtifacts(p)
+		}
+	}()
+	d.step("browser: opening the authorization URL and clicking Allow ...")
+	status, err := p.Consent(ctx, ev.AuthorizationURL, browser.Allow)
+	if err != nil {
+		return err
+	}
+	o, err := p.Outcome(ctx)
+	if err != nil {
+		return err
+	}
+	d.info("landed on the callback: HTTP %d, %q", status, o.Heading)
+	if o.Kind != "confirm" {
+		return fmt.Errorf("expected the confirmation page after Allow, got HTTP %d %q", status, o)
+	}
+	if ev.VerificationCode != "" {
+		d.step("browser: typing the verification code and clicking Connect ...")
+	} else {
+		d.step("browser: clicking Connect ...")
+	}
+	if status, err = p.EnterCode(ctx, ev.VerificationCode); err != nil {
+		return err
+	}
+	if o, err = p.Outcome(ctx); err != nil {
+		return err
+	}
+	d.info("answer: HTTP %d, %q", status, o.Heading)
+	if o.Kind != "ok" || o.Heading != "Connected" {
+		return fmt.Errorf("expected the page to say Connected, it says HTTP %d %q", status, o)
+	}
+	return nil
+}
+
+func (d *demo) saveArtifacts(p *browser.Page) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	a, err := p.SaveArtifacts(ctx, browser.ArtifactsDir(), "consentflow-demo-"+time.Now().Format("20060102-150405"))
+	if a.PNG != "" {
+		d.info("screenshot of the page: %s", a.PNG)
+	}
+	if a.HTML != "" {
+		d.info("HTML of the page:       %s", a.HTML)
+	}
+	if err != nil {
+		d.info("(saving artifacts: %v)", err)
+	}
+}
+
+func awaitEvent(ctx context.Context, sub *eventslocal.Subscription) (flow.AuthorizationRequired, error) {
+	var ev flow.AuthorizationRequired
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	select {
+	case e, ok := <-sub.C:
+		if !ok {
+			return ev, errors.New("the event subscription closed")
+		}
+		if err := json.Unmarshal(e.Detail, &ev); err != nil {
+			return ev, fmt.Errorf("the AuthorizationRequired event does not parse: %v", err)
+		}
+		if ev.AuthorizationURL == "" {
+			return ev, errors.New("the AuthorizationRequired event has no authorization URL")
+		}
+		return ev, nil
+	case <-ctx.Done():
+		return ev, errors.New("no AuthorizationRequired event was published")
+	}
+}
+
+// fetchToken asks the vault for the token of the same user, provider and
+// scopes, as the workflow's next step would.
+func fetchToken(ctx context.Context, s *stack.Stack, cfg config) (string, error) {
+	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
+	if !ok {
+		return "", errors.New("the stack's AgentCore client is not the SDK client")
+	}
+	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
+		WorkloadName: aws.String(stack.WorkloadName), UserId: aws.String(cfg.user)})
+	if err != nil {
+		return "", fmt.Errorf("GetWorkloadAccessTokenForUserId: %w", err)
+	}
+	out, err := ac.GetResourceOauth2Token(ctx, &bedrockagentcore.GetResourceOauth2TokenInput{
+		WorkloadIdentityToken:          wat.WorkloadAccessToken,
+		ResourceCredentialProviderName: aws.String(cfg.provider),
+		Scopes:                         cfg.scopes,
+		Oauth2Flow:                     types.Oauth2FlowTypeUserFederation,
+		ResourceOauth2ReturnUrl:        aws.String(s.CallbackURL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("GetResourceOauth2Token: %w", err)
+	}
+	if tok := aws.ToString(out.AccessToken); tok != "" {
+		return tok, nil
+	}
+	return "", fmt.Errorf("GetResourceOauth2Token answered no token (session status %q)", out.SessionStatus)
+}
+
+// Mask shows a secret's first 4 characters and its length only.
+func Mask(s string) string {
+	n := utf8.RuneCountInString(s)
+	if n < 16 {
+		return fmt.Sprintf("…(%d chars)", n)
+	}
+	return fmt.Sprintf("%s…(%d chars)", string([]rune(s)[:4]), n)
+}
+
+func compactJSON(b []byte) string {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return "(not JSON)"
+	}
+	c, _ := json.Marshal(v)
+	return string(c)
+}
