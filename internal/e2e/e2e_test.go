@@ -53,7 +53,7 @@ func (s *syncBuffer) String() string {
 }
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	s    *stack.Stack
 	logs *syncBuffer
 	http *http.Client
