@@ -15,7 +15,8 @@ import (
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "consentflow infra:", err)
+		// Leading newline: the jsii runtime may have printed an unterminated line on Close.
+		fmt.Fprintln(os.Stderr, "\nconsentflow infra:", err)
 		os.Exit(1)
 	}
 }
