@@ -76,8 +76,15 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		main = synth(mainContext, code)
-		alt = synth(altContext, code)
+		base, err := cdkJSONContext()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		// Each variant synthesizes with cdk.json's context (feature flags, defaults) under its own
+		// keys, as `npx cdk synth -c key=value` would.
+		main = synth(merge(base, mainContext), code)
+		alt = synth(merge(base, altContext), code)
 		canaryErr = synthCanary()
 		defer os.RemoveAll(main.outdir)
 		defer os.RemoveAll(alt.outdir)
@@ -107,6 +114,39 @@ func synth(ctx map[string]any, codeDir string) (s synthesized) {
 		s.json = *s.tmpl.ToJSON()
 	})
 	return s
+}
+
+// cdkJSONContext reads the "context" object of the repository's cdk.json.
+func cdkJSONContext() (map[string]any, error) {
+	root, err := gobuild.ModuleRoot(".")
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "cdk.json"))
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		App     string         `json:"app"`
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("cdk.json: %w", err)
+	}
+	if c.App != "go run ./infra" {
+		return nil, fmt.Errorf("cdk.json: app is %q, want \"go run ./infra\"", c.App)
+	}
+	return c.Context, nil
+}
+
+func merge(maps ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, m := range maps {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func synthCanary() error {
@@ -308,6 +348,29 @@ func TestEveryNagSuppressionHasAReason(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no cdk-nag suppressions found in the template metadata; expected the documented ones")
+	}
+}
+
+func TestCdkJSONDefaultsMatchLoadConfig(t *testing.T) {
+	base, err := cdkJSONContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base["@aws-cdk/core:validateAgainstDefaultRules"] != true {
+		t.Error("cdk.json must set @aws-cdk/core:validateAgainstDefaultRules to true")
+	}
+	if base[CtxOAuth2Provider] != nil || base[CtxCredentialProviderName] != nil {
+		t.Error("cdk.json must not default the credential provider: a deploy has to name one")
+	}
+	get := func(m map[string]any) func(string) any { return func(k string) any { return m[k] } }
+	provider := map[string]any{CtxCredentialProviderName: "p"}
+	fromFile, err := LoadConfig(get(merge(base, provider)))
+	if err != nil {
+		t.Fatalf("cdk.json context is invalid: %v", err)
+	}
+	builtIn, _ := LoadConfig(get(provider))
+	if fromFile != builtIn {
+		t.Errorf("cdk.json defaults differ from LoadConfig's:\n cdk.json %+v\n built-in %+v", fromFile, builtIn)
 	}
 }
 
