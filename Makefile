@@ -10,6 +10,10 @@ GO ?= go
 export CONSENTFLOW_CACHE ?= $(CURDIR)/.cache
 # The CDK CLI writes to ~/.cdk regardless of $$HOME; keep it in the repo cache.
 export CDK_HOME ?= $(CONSENTFLOW_CACHE)/cdk-home
+export CDK_DISABLE_CLI_TELEMETRY := true
+# `make synth` needs a credential provider; this example name is only for
+# offline synthesis (deploys pass their own, see docs/deploy.md).
+SYNTH_CONTEXT ?= -c credentialProviderName=example-provider
 
 DDB_JAR := $(CONSENTFLOW_CACHE)/dynamodb-local/package/emulator/DynamoDBLocal.jar
 NPM_STAMP := node_modules/.consentflow-installed
@@ -34,6 +38,8 @@ $(GO_STAMP): go.mod go.sum
 	$(GO) mod download
 	@touch $@
 
+# package.json's postinstall drops a go.mod into node_modules so that
+# ./... never descends into the Go templates shipped inside aws-cdk.
 $(NPM_STAMP): package.json package-lock.json
 	@echo "==> npm: installing pinned tools (aws-cdk, asl-validator)"
 	npm ci --no-audit --no-fund --loglevel=error
@@ -53,11 +59,14 @@ vet: $(GO_STAMP)
 	$(GO) vet ./...
 
 test: setup fmt vet
-	@echo "==> go test (DynamoDB Local, AgentCore emulator, Lambda binaries, Chromium, CDK synth)"
+	@echo "==> go test (DynamoDB Local, AgentCore emulator, Lambda binaries, Chromium, CDK assertions)"
 	$(GO) test $(GO_TEST_FLAGS) ./...
+	@echo "==> npx cdk synth (pinned CLI, offline)"
+	npx cdk synth -q --no-notices $(SYNTH_CONTEXT) >/dev/null
+	@echo "==> all checks passed"
 
 synth: setup
-	npx cdk synth -q
+	npx cdk synth -q --no-notices $(SYNTH_CONTEXT)
 
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
