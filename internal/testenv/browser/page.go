@@ -105,6 +105,12 @@ func runT[T any](ctx context.Context, p *Page, a chromedp.Action[T]) (T, error) 
 	return t, err
 }
 
+// Do runs chromedp actions on the tab (for anything the helpers do not
+// cover, e.g. emulation), bounded by the action timeout.
+func (p *Page) Do(ctx context.Context, steps ...chromedp.Action[chromedp.Void]) error {
+	return do(ctx, p, steps...)
+}
+
 // Open navigates to u and waits for the page to load. It returns the HTTP
 // status of the document.
 func (p *Page) Open(ctx context.Context, u string) (int, error) {
