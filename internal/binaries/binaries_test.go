@@ -606,13 +606,15 @@ func checkNoSecrets(t testing.TB, where, text string, secrets map[string]string)
 type figures struct {
 	arch                   string
 	initiateSize, cbSize   int64
-	initiateFirst, cbFirst time.Duration
+	initiateReady, cbReady time.Duration // start -> first GET next (init done)
+	initiateFirst, cbFirst time.Duration // start -> first answer
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("linux/%s: initiate %d bytes (%.1f MiB), start->first response %v; callback %d bytes (%.1f MiB), start->first response %v",
-		f.arch, f.initiateSize, mib(f.initiateSize), f.initiateFirst.Round(time.Millisecond),
-		f.cbSize, mib(f.cbSize), f.cbFirst.Round(time.Millisecond))
+	return fmt.Sprintf("linux/%s: initiate %d bytes (%.1f MiB), start->ready %v, start->first response %v; "+
+		"callback %d bytes (%.1f MiB), start->ready %v, start->first response %v",
+		f.arch, f.initiateSize, mib(f.initiateSize), f.initiateReady.Round(time.Millisecond), f.initiateFirst.Round(time.Millisecond),
+		f.cbSize, mib(f.cbSize), f.cbReady.Round(time.Millisecond), f.cbFirst.Round(time.Millisecond))
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
@@ -823,6 +825,8 @@ func testFlow(t *testing.T, arch string) {
 		initiateSize: initiate.size, initiateFirst: initiate.firstResponse(t),
 		cbSize: cb.size, cbFirst: cb.firstResponse(t),
 	}
+	fg.initiateReady, _ = initiate.proc.StartToReady()
+	fg.cbReady, _ = cb.proc.StartToReady()
 	t.Logf("%v", fg)
 	t.Logf("log lines: initiate %d, callback %d", len(il), len(cl))
 	if testing.Verbose() {
