@@ -187,7 +187,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		return fmt.Errorf("the initiate handler answered status %q", res.Status)
 	}
 
-	d.step("waiting for the workflow to resume (SendTaskSuccess / SendTaskFailure; Ctrl-C stops) ...")
+	d.step("waiting up to %v for the workflow to resume (SendTaskSuccess / SendTaskFailure; Ctrl-C stops) ...", cfg.timeout)
 	r, err := s.SFN.Wait(ctx, token)
 	if err != nil {
 		return fmt.Errorf("waiting for the workflow: %w", err)
