@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -15,6 +16,9 @@ import (
 
 func main() {
 	log := lambdacontext.NewLogger()
+	// The runtime library reports function errors through the standard
+	// logger: route it through the same JSON handler.
+	slog.SetDefault(log)
 	cfg, err := awsconf.Load(context.Background())
 	if err != nil {
 		log.Error("loading AWS configuration failed", "error", err.Error())

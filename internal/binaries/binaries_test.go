@@ -476,7 +476,7 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 	}
 	var lines []map[string]any
 	withCID := map[string]int{}
-	last, inInvocations, echoes := -1, false, 0
+	last, inInvocations := -1, false
 	sc := bufio.NewScanner(strings.NewReader(f.proc.Output()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -485,7 +485,6 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 			continue
 		}
 		if f.runtimeErrorEcho(raw) {
-			echoes++
 			continue
 		}
 		var m map[string]any
@@ -529,11 +528,6 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 			t.Errorf("%s (linux/%s) log line %d of another invocation carries the session's correlationId", f.name, f.arch, n)
 		}
 	}
-	if echoes > 0 {
-		t.Logf("KNOWN ISSUE: %s (linux/%s) printed %d plain-text error line(s) from aws-lambda-go's runtime loop "+
-			"(lambda/invoke_loop.go reportFailure: log.Printf of the error payload): functions/%s/main.go does not route "+
-			"the standard logger (slog.SetDefault), so these lines are not JSON", f.name, f.arch, echoes, f.name)
-	}
 	for _, id := range sessionInvocations {
 		if withCID[id] == 0 {
 			t.Errorf("%s (linux/%s): the session's invocation %s logged no line with its correlationId", f.name, f.arch, id)
@@ -542,32 +536,21 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 	return lines
 }
 
-// echoRe is a line of Go's standard logger (default flags): date, time,
-// message.
-var echoRe = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (\{.*\})$`)
-
 // runtimeErrorEcho reports whether line is aws-lambda-go's own echo of an
-// error payload f posted on the error route (reportFailure prints it with
-// the standard logger, to stderr, outside the function's slog logger). It
-// is the only non-JSON line tolerated, and only when its payload is exactly
-// one of the error bodies the Runtime API received from f. The same echo
-// as a JSON line (should main.go route the standard logger into slog) is
-// accepted too; it carries no request id because log.Printf has no context.
+// error payload f posted on the error route: reportFailure logs it through
+// the standard logger, which main.go routes into the JSON slog handler, so
+// it is a JSON line without a request id (log.Printf has no context). It
+// is accepted only when its message is exactly one of the error bodies the
+// Runtime API received from f.
 func (f *function) runtimeErrorEcho(line string) bool {
-	payload := ""
-	if m := echoRe.FindStringSubmatch(line); m != nil {
-		payload = m[1]
-	} else {
-		var j struct {
-			Message   string `json:"message"`
-			RequestID string `json:"requestId"`
-		}
-		if json.Unmarshal([]byte(line), &j) != nil || j.RequestID != "" {
-			return false
-		}
-		payload = j.Message
+	var j struct {
+		Message   string `json:"message"`
+		RequestID string `json:"requestId"`
 	}
-	payload = compactJSON([]byte(payload))
+	if json.Unmarshal([]byte(line), &j) != nil || j.RequestID != "" {
+		return false
+	}
+	payload := compactJSON([]byte(j.Message))
 	for _, b := range f.errBodies {
 		if payload == b {
 			return true
