@@ -243,7 +243,7 @@ func TestWrongCodeFiveTimes(t *testing.T) {
 	want(t, f.consent(a, browser.Allow), "confirm", "Confirm the connection")
 	for i := 1; i < flow.MaxCodeAttempts; i++ {
 		o := f.enterCode(fmt.Sprintf("ZZZZZ-ZZZZ%d", i), 403)
-		want(t, o, "error", "That code is not right")
+		want(t, o, "retry", "That code is not right")
 		// The page asks again, in the same form.
 		if ok, err := f.page.HasCodeInput(f.ctx); err != nil || !ok {
 			t.Fatalf("attempt %d: no code input to try again (%v)", i, err)

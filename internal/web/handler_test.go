@@ -171,7 +171,7 @@ func TestPlainPOSTBody(t *testing.T) {
 	ev.IsBase64Encoded, ev.Body = false, "code=abcde+fghij"
 	ev.Headers["content-type"] = "application/x-www-form-urlencoded; charset=UTF-8"
 	resp, _ := h.Handle(context.Background(), ev)
-	if r.last.Code != "abcde fghij" || resp.StatusCode != 403 || !strings.Contains(resp.Body, "3 attempt(s) left") {
+	if r.last.Code != "abcde fghij" || resp.StatusCode != 403 || !strings.Contains(resp.Body, "3 attempts left") {
 		t.Fatalf("code %q status %d", r.last.Code, resp.StatusCode)
 	}
 	if strings.Contains(resp.Body, "abcde") {

@@ -72,8 +72,8 @@ var specs = map[flow.Kind]pageSpec{
 		"This connection was already completed; nothing more to do.", "You can close this window."},
 	flow.KindInProgress: {http.StatusConflict, "wait", "Still completing",
 		"This connection is being completed right now.", "Reload this page in a few seconds."},
-	flow.KindWrongCode: {http.StatusForbidden, "error", "That code is not right",
-		"The verification code does not match.", "Check the code the application showed you and try again."},
+	flow.KindWrongCode: {http.StatusForbidden, "retry", "That code is not right",
+		"", "Check the code the application showed you and try again."},
 	flow.KindTooManyAttempts: {http.StatusForbidden, "error", "Too many wrong codes",
 		"The verification code was entered wrongly too many times, so this connection request was cancelled.", "Go back to the application and start again."},
 	flow.KindWrongUser: {http.StatusForbidden, "error", "Signed in as someone else",
@@ -113,7 +113,11 @@ func render(o *flow.Outcome) (int, string) {
 		v.Form = true
 		v.CodeInput = o.Binding == flow.BindingCode
 		if o.Kind == flow.KindWrongCode {
-			v.Error = fmt.Sprintf("%s %d attempt(s) left.", sp.message, o.AttemptsLeft)
+			plural := "s"
+			if o.AttemptsLeft == 1 {
+				plural = ""
+			}
+			v.Error = fmt.Sprintf("%s %d attempt%s left.", sp.next, o.AttemptsLeft, plural)
 		}
 	case flow.KindTryAgain:
 		v.Form = o.State != ""
