@@ -7,12 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/consentflow/consentflow/infra/gobuild"
 )
 
-// BuildFlags are the go build flags of a Lambda bootstrap, as the stack
-// builds its functions: a static (CGO_ENABLED=0), reproducible, stripped
-// binary for the provided.al2023 runtime without the legacy RPC mode.
-var BuildFlags = []string{"-trimpath", "-ldflags", "-s -w", "-tags", "lambda.norpc"}
+// BuildFlags are the go build flags of a Lambda bootstrap: the CDK app's
+// own (infra/gobuild), so tests run binaries built exactly as deployed.
+var BuildFlags = gobuild.Flags
 
 // Build compiles the main package pkg (an import path or a ./relative
 // directory, resolved from dir) for linux/goarch into outDir/bootstrap and
