@@ -71,7 +71,14 @@ type CallbackConfig struct {
 	// ClaimWait bounds how long a request that lost the race for a session
 	// waits for the winner to finish, so it can answer "already connected".
 	ClaimWait time.Duration
+	// CompleteTimeout bounds CompleteResourceTokenAuth, retries included
+	// (default 5 s; the callback function's timeout is 10 s).
+	CompleteTimeout time.Duration
 }
+
+// settleTimeout bounds the store and Step Functions calls that record the
+// outcome of a completion attempt.
+const settleTimeout = 3 * time.Second
 
 // Callback handles the browser's return from AgentCore.
 type Callback struct {
@@ -86,6 +93,9 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 	}
 	if cfg.ClaimWait == 0 {
 		cfg.ClaimWait = 3 * time.Second
+	}
+	if cfg.CompleteTimeout == 0 {
+		cfg.CompleteTimeout = 5 * time.Second
 	}
 	return &Callback{cfg: cfg, d: d}, nil
 }
@@ -181,10 +191,20 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	if o := c.settled(ctx, log, s); o != nil {
 		return o
 	}
-	if s.Binding != c.cfg.Binding {
-		// The record says how it was bound; a deployment that changed mode
-		// keeps honouring the stronger rule of the record.
+	if s.Status == StatusCompleting && c.claimLive(s) {
+		// Answer before looking at the code (a concurrent completion must
+		// not turn this request into an oracle for it): wait for the
+		// winner like a request that lost the claim.
+		return c.lostClaim(ctx, log, s, s, ErrConflict)
+	}
+	binding := s.Binding
+	if binding != c.cfg.Binding {
+		// The stronger rule wins: a deployment switched from none to code
+		// does not let its pending none-sessions complete without proof.
 		log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
+		if c.cfg.Binding == BindingCode {
+			binding = BindingCode
+		}
 	}
 	user := UserRef{UserID: s.UserID}
 	if s.UserTokenHash != "" {
@@ -196,7 +216,7 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 		}
 		user = UserRef{UserToken: p.UserToken}
 	}
-	switch s.Binding {
+	switch binding {
 	case BindingCode:
 		if !equalHash(codeHash(s.SessionURI, p.Code), s.CodeHash) || s.CodeHash == "" {
 			return c.wrongCode(ctx, log, s, p)
@@ -213,7 +233,15 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 		return c.lostClaim(ctx, log, s, claimed, err)
 	}
 	log.InfoContext(ctx, "session claimed; completing at AgentCore")
-	if err := c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user); err != nil {
+	// Bound the AgentCore call (SDK retries included) so the writes that
+	// follow still have time inside the function's own deadline, and do
+	// those writes even if the request context ends meanwhile.
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
+	err = c.d.Identity.CompleteResourceTokenAuth(cctx, s.SessionURI, user)
+	cancel()
+	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if err != nil {
 		f := AsFailure(err, ErrNameAgentCoreUnavailable)
 		if f.Retryable {
 			log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
@@ -240,6 +268,13 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	return out
 }
 
+// claimLive reports whether a completion attempt holds s right now. A
+// session the store shows as EXPIRED only by the clock still has its stored
+// claim and no FailureReason; a settled one has a reason.
+func (c *Callback) claimLive(s *Session) bool {
+	return s.FailureReason == "" && !s.ClaimedAt.IsZero() && c.d.Clock().Sub(s.ClaimedAt) < ClaimLease
+}
+
 // settled answers for sessions that are no longer waiting for the user.
 func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
 	switch s.Status {
@@ -249,6 +284,12 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 		log.InfoContext(ctx, "replayed callback for a completed session")
 		return c.base(s, KindAlreadyConnected)
 	case StatusExpired:
+		if c.claimLive(s) {
+			// A completion that started in time is still running: its
+			// outcome, not the clock, settles the session.
+			return c.base(s, KindInProgress)
+		}
+		// Once expired nobody can claim, so a stale claim stays stale.
 		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, ErrNameExpired, "the authorization session expired")
 		return c.base(s, KindExpired)
 	case StatusFailed:

@@ -122,6 +122,9 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 		if !slices.Contains(from, s.Status) {
 			return false
 		}
+		if to == flow.StatusPending {
+			s.ClaimedAt = time.Time{} // as the DynamoDB store does
+		}
 		s.Status, s.FailureReason = to, reason
 		return true
 	})
@@ -292,6 +295,7 @@ func (n *fakeNotifier) last(t *testing.T) flow.AuthorizationRequired {
 // env bundles a domain under test with its fakes.
 type env struct {
 	t        *testing.T
+	clockMu  sync.Mutex
 	now      time.Time
 	store    *memStore
 	id       *fakeIdentity
@@ -305,7 +309,11 @@ type env struct {
 func newEnv(t *testing.T, mode flow.BindingMode) *env {
 	t.Helper()
 	e := &env{t: t, now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), logs: &bytes.Buffer{}}
-	clock := func() time.Time { return e.now }
+	clock := func() time.Time {
+		e.clockMu.Lock()
+		defer e.clockMu.Unlock()
+		return e.now
+	}
 	e.store = newMemStore(clock)
 	e.id = &fakeIdentity{}
 	e.resumer = &fakeResumer{}
@@ -324,6 +332,13 @@ func newEnv(t *testing.T, mode flow.BindingMode) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// advance moves the clock while other goroutines may read it.
+func (e *env) advance(d time.Duration) {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	e.now = e.now.Add(d)
 }
 
 type lockedWriter struct {

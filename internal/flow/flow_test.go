@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -619,5 +621,70 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("%s appears in the logs", name)
 		}
+	}
+}
+
+// A completion that claimed the session in time is not failed by a reload
+// that arrives after the 10 minutes while it is still running.
+func TestCallbackExpiryDuringCompletionDoesNotFailTask(t *testing.T) {
+	e := newEnv(t, flow.BindingCode)
+	p, code := started(t, e)
+	e.now = e.now.Add(flow.SessionValidity - time.Second)
+	inComplete, release := make(chan struct{}), make(chan struct{})
+	e.id.completeFn = func(int) error {
+		close(inComplete)
+		<-release
+		return nil
+	}
+	done := make(chan *flow.Outcome)
+	go func() {
+		q := p
+		q.Code = code
+		done <- e.cb.Confirm(context.Background(), q)
+	}()
+	<-inComplete
+	e.advance(2 * time.Second) // past expiry, claim still live
+	if o := e.cb.View(context.Background(), p); o.Kind != flow.KindInProgress {
+		t.Fatalf("reload during completion: %v", o.Kind)
+	}
+	// A wrong code meanwhile is neither evaluated nor counted.
+	q := p
+	q.Code = "WRONG-CODE2"
+	wrong := make(chan *flow.Outcome)
+	go func() { wrong <- e.cb.Confirm(context.Background(), q) }()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	if o := <-done; o.Kind != flow.KindConnected || !o.WorkflowResumed {
+		t.Fatalf("completion: %+v", o)
+	}
+	if o := <-wrong; o.Kind != flow.KindInProgress {
+		t.Fatalf("concurrent wrong code: %v", o.Kind)
+	}
+	rs := e.resumer.all()
+	if len(rs) != 1 || !rs[0].OK {
+		t.Fatalf("task results %+v", rs)
+	}
+	if s := e.store.sessions[p.SessionID]; s.Attempts != 0 || s.Status != flow.StatusCompleted {
+		t.Fatalf("session %+v", s)
+	}
+}
+
+// A deployment switched from binding none to code does not let its pending
+// none-sessions complete without a code.
+func TestCallbackStrongerBindingWins(t *testing.T) {
+	e := newEnv(t, flow.BindingNone)
+	p, _ := started(t, e)
+	strict, err := flow.NewCallback(flow.CallbackConfig{Binding: flow.BindingCode}, flow.Deps{
+		Identity: e.id, Store: e.store, Resumer: e.resumer, Clock: func() time.Time { return e.now },
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := strict.Confirm(context.Background(), p); o.Kind != flow.KindWrongCode {
+		t.Fatalf("none-session under code config: %v", o.Kind)
+	}
+	if e.id.count("CompleteResourceTokenAuth") != 0 {
+		t.Fatal("completed without a code")
 	}
 }
