@@ -41,7 +41,8 @@ const (
 
 // Errors named by the functions (Lambda errorType, or the error of SendTaskFailure).
 var (
-	RetryableErrors = []string{"consentflow.Throttled", "consentflow.AgentCoreUnavailable"}
+	RetryableErrors = []string{"consentflow.Throttled", "consentflow.AgentCoreUnavailable",
+		"consentflow.StoreUnavailable", "consentflow.NotifyFailed"}
 	// LambdaServiceErrors are the Lambda service-side failures worth a retry.
 	LambdaServiceErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
 		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
@@ -114,13 +115,15 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	})
 
 	// Event bus for AuthorizationRequired.
+	var ownBus awsevents.EventBus // nil when publishing to the account's default bus
 	if cfg.UseDefaultEventBus {
 		cf.Bus = awsevents.EventBus_FromEventBusName(s, jsii.String("DefaultBus"), jsii.String("default"))
 	} else {
-		cf.Bus = awsevents.NewEventBus(s, jsii.String("Bus"), &awsevents.EventBusProps{
+		ownBus = awsevents.NewEventBus(s, jsii.String("Bus"), &awsevents.EventBusProps{
 			EventBusName: jsii.String(cfg.EventBusName),
 			Description:  jsii.String("consentflow: AuthorizationRequired events (source consentflow)"),
 		})
+		cf.Bus = ownBus
 	}
 
 	// Callback HTTP API (its routes are added once the callback function exists).
@@ -190,6 +193,9 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	}
 	grantInitiate(initiateRole, cf, arns)
 	grantCallback(callbackRole, cf, arns)
+	if ownBus != nil {
+		restrictPublishers(ownBus, initiateRole)
+	}
 
 	cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
 		Path:    jsii.String(CallbackPath),
@@ -312,10 +318,15 @@ func statement(sid string, actions []string, resources ...string) awsiam.PolicyS
 	})
 }
 
-// taskResponseActions are granted on the state machine ARN built from its name, not through
-// StateMachine.GrantTaskResponse: the state machine invokes the initiate function, so a policy
-// referencing the state machine construct would make a CloudFormation dependency cycle.
-var taskResponseActions = []string{"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+// The task-response actions are granted on the state machine ARN built from its name, not
+// through StateMachine.GrantTaskResponse: the state machine invokes the initiate function, so a
+// policy referencing the state machine construct would make a CloudFormation dependency cycle.
+// Each function gets only what it calls: initiate resumes at once when the vault already holds
+// a token; the callback resumes or fails the task. Neither sends heartbeats.
+var (
+	initiateTaskActions = []string{"states:SendTaskSuccess"}
+	callbackTaskActions = []string{"states:SendTaskSuccess", "states:SendTaskFailure"}
+)
 
 // providerSecretStatement lets AgentCore Identity read the provider's client secret with the
 // caller's credentials: it does so when it exchanges the authorization code
@@ -346,7 +357,7 @@ func grantInitiate(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
 		*cf.Table.TableArn()))
 	role.AddToPolicy(statement("PublishAuthorizationRequired", []string{"events:PutEvents"}, *cf.Bus.EventBusArn()))
-	role.AddToPolicy(statement("TaskResponse", taskResponseActions, a.stateMachine))
+	role.AddToPolicy(statement("TaskResponse", initiateTaskActions, a.stateMachine))
 }
 
 func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
@@ -355,7 +366,25 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
 	role.AddToPolicy(providerSecretStatement(cf, a))
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
-	role.AddToPolicy(statement("TaskResponse", taskResponseActions, a.stateMachine))
+	role.AddToPolicy(statement("TaskResponse", callbackTaskActions, a.stateMachine))
+}
+
+// restrictPublishers lets only the initiate role publish consentflow events on the stack's
+// own bus: an AuthorizationRequired event tells an application which link and code to show a
+// user, so a forged one is the account-linking attack by another route. (The account's default
+// bus is not the stack's to constrain; see docs/deploy.md.)
+func restrictPublishers(bus awsevents.EventBus, initiate awsiam.Role) {
+	bus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("OnlyInitiatePublishesConsentflowEvents"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("events:PutEvents"),
+		Resources:  jsii.Strings(*bus.EventBusArn()),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"events:source": EventSource},
+			"ArnNotEquals": map[string]any{"aws:PrincipalArn": *initiate.RoleArn()},
+		},
+	}))
 }
 
 func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, logs awslogs.LogGroup) awsstepfunctions.StateMachine {

@@ -554,6 +554,20 @@ func TestEventBus(t *testing.T) {
 	if got := resourcesOf(stmts, "events:PutEvents"); !slices.Equal(got, []string{"arn:aws:events:us-east-1:123456789012:event-bus/default"}) {
 		t.Errorf("alt PutEvents resources = %v", got)
 	}
+
+	// Only the initiate role may publish consentflow events on the stack's bus.
+	_, pol := main.one(t, "AWS::Events::EventBusPolicy", "Bus")
+	st, _ := json.Marshal(resolve(props(pol)["Statement"]))
+	roleID, _ := main.one(t, "AWS::IAM::Role", "InitiateRole")
+	for _, want := range []string{`"Effect":"Deny"`, `"Action":"events:PutEvents"`, `"Principal":{"AWS":"*"}`,
+		`"events:source":"consentflow"`, `"aws:PrincipalArn":"` + getAttArn + roleID + `"`} {
+		if !strings.Contains(string(st), want) {
+			t.Errorf("bus policy lacks %s: %s", want, st)
+		}
+	}
+	if n := len(alt.resources("AWS::Events::EventBusPolicy")); n != 0 {
+		t.Errorf("alt (default bus) has %d bus policies", n)
+	}
 }
 
 // --- Step Functions -----------------------------------------------------------------------------
@@ -873,7 +887,7 @@ func TestIAMInitiate(t *testing.T) {
 		"bedrock-agentcore:GetWorkloadAccessTokenForJWT", "bedrock-agentcore:GetWorkloadAccessTokenForUserId",
 		"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "events:PutEvents",
 		"logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue",
-		"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
+		"states:SendTaskSuccess",
 		"xray:PutTelemetryRecords", "xray:PutTraceSegments",
 	}
 	if got := actionsOf(stmts); !slices.Equal(got, want) {
@@ -892,8 +906,6 @@ func TestIAMInitiate(t *testing.T) {
 		"events:PutEvents":              {getAttArn + busID},
 		"logs:PutLogEvents":             {getAttArn + logsID},
 		"states:SendTaskSuccess":        {smARN},
-		"states:SendTaskFailure":        {smARN},
-		"states:SendTaskHeartbeat":      {smARN},
 		"secretsmanager:GetSecretValue": {"{" + providerID + ".ClientSecretArn}"},
 	}
 	for action, res := range expect {
@@ -910,7 +922,7 @@ func TestIAMCallback(t *testing.T) {
 	want := []string{
 		"bedrock-agentcore:CompleteResourceTokenAuth", "dynamodb:GetItem", "dynamodb:UpdateItem",
 		"logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue",
-		"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess",
+		"states:SendTaskFailure", "states:SendTaskSuccess",
 		"xray:PutTelemetryRecords", "xray:PutTraceSegments",
 	}
 	if got := actionsOf(stmts); !slices.Equal(got, want) {
@@ -921,7 +933,7 @@ func TestIAMCallback(t *testing.T) {
 	if got := resourcesOf(stmts, "bedrock-agentcore:CompleteResourceTokenAuth"); !slices.Equal(got, res) {
 		t.Errorf("CompleteResourceTokenAuth on %v, want %v", got, res)
 	}
-	for _, a := range taskResponseActions {
+	for _, a := range callbackTaskActions {
 		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{smARN}) {
 			t.Errorf("%s on %v, want the state machine %s", a, got, smARN)
 		}

@@ -158,7 +158,8 @@ func Initiate(x *flow.Initiator, log *slog.Logger) InitiateHandler {
 		f := flow.AsFailure(err, flow.ErrNameAgentCoreUnavailable)
 		attrs := []any{"error", f.Name, "detail", f.Message, "retryable", f.Retryable}
 		if f.Err != nil && f.Name == flow.ErrNameStoreUnavailable {
-			// Store adapter errors name the operation and DynamoDB's error code only.
+			// Store adapter errors carry the operation and the SDK's error text:
+			// DynamoDB messages name tables and conditions, never item values.
 			attrs = append(attrs, "cause", f.Err.Error())
 		}
 		log.WarnContext(ctx, "initiate failed", attrs...)
