@@ -86,6 +86,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/google/uuid"
 )
 
 // Handler is a Lambda handler for HTTP API payload format 2.0 events.
@@ -329,7 +330,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ev := g.buildEvent(r, rt.key, params, body, reqID, start)
-	lambdaReqID := uuid()
+	lambdaReqID := uuid.NewString()
 	log = log.With("routeKey", rt.key, "lambdaRequestId", lambdaReqID)
 
 	resp, herr := g.invoke(r.Context(), rt.handler, ev, lambdaReqID)
@@ -601,15 +602,6 @@ func randomRequestID() string {
 	var b [11]byte
 	_, _ = rand.Read(b[:])
 	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-func uuid() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func traceID(now time.Time) string {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/consentflow/consentflow/infra/gobuild"
 )
 
 // Decision is a button on the provider's consent page.
@@ -255,28 +257,10 @@ func ArtifactsDir() string {
 		}
 		return d
 	}
-	if root, err := repoRoot(); err == nil {
+	if root, err := gobuild.ModuleRoot("."); err == nil {
 		return filepath.Join(root, "artifacts")
 	}
 	return "artifacts"
-}
-
-// repoRoot walks up from the working directory to the directory with go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("browser: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // redact drops the query of a URL for error messages (it may carry the

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // ProcessConfig describes a bootstrap process to run against a Server.
@@ -63,7 +65,7 @@ func (s *Server) StartProcess(cfg ProcessConfig) (*Process, error) {
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + c.FunctionName,
-		"AWS_LAMBDA_LOG_STREAM_NAME=local/[$LATEST]" + newUUID()[:8],
+		"AWS_LAMBDA_LOG_STREAM_NAME=local/[$LATEST]" + uuid.NewString()[:8],
 		"AWS_REGION=" + c.Region,
 		"AWS_DEFAULT_REGION=" + c.Region,
 		"AWS_ACCESS_KEY_ID=AKIDLOCALTESTONLY",

@@ -44,6 +44,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const (
@@ -193,7 +195,7 @@ func (s *Server) Invoke(ctx context.Context, payload []byte) (Response, error) {
 	if len(payload) > MaxPayload {
 		return Response{}, fmt.Errorf("lambdaruntime: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
-	inv := &invocation{id: newUUID(), payload: payload, answer: make(chan Response, 1)}
+	inv := &invocation{id: uuid.NewString(), payload: payload, answer: make(chan Response, 1)}
 	select {
 	case s.queue <- inv:
 	case <-ctx.Done():
@@ -363,15 +365,6 @@ func writeErr(w http.ResponseWriter, status int, typ, msg string) {
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]string{"errorMessage": msg, "errorType": typ})
 	_, _ = w.Write(b)
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func traceID(now time.Time) string {
