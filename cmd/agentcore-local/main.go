@@ -1,4 +1,4 @@
-// Command agentcore-local runs the AgentCore Identity emulator (internal/emulator) as a
+// Command agentcore-local runs the AgentCore Identity emulator (internal/local/emulator) as a
 // local server: the AgentCore Identity data-plane API (restJson1, SigV4-signed requests
 // from any AWS SDK with BaseEndpoint or AWS_ENDPOINT_URL_BEDROCK_AGENTCORE pointing at it)
 // and the fake OAuth provider's consent page, on one origin.
@@ -52,7 +52,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/consentflow/consentflow/internal/emulator"
+	"github.com/consentflow/consentflow/internal/local/emulator"
 )
 
 func main() {

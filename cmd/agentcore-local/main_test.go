@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
-	"github.com/consentflow/consentflow/internal/emulator"
+	"github.com/consentflow/consentflow/internal/local/emulator"
 )
 
 const listenPrefix = "agentcore-local listening on "

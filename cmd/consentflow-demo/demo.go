@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
 	"github.com/consentflow/consentflow/internal/flow"
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
-	"github.com/consentflow/consentflow/internal/localstack/stack"
-	"github.com/consentflow/consentflow/internal/testenv/browser"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/chromium"
+	"github.com/consentflow/consentflow/internal/local/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/runner"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 )
 
 type config struct {
@@ -92,10 +92,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		return err
 	}
 	d.info("%s", emu)
-	var chromium string
+	var chromiumPath string
 	if cfg.auto {
-		chromium = browser.ExecPath()
-		if err := browser.CheckExecPath(chromium); err != nil {
+		chromiumPath = chromium.ExecPath()
+		if err := chromium.CheckExecPath(chromiumPath); err != nil {
 			return err
 		}
 	}
@@ -110,7 +110,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	d.info("%-32s %s  (%.1fs)", "DynamoDB Local", db.Endpoint(), time.Since(t0).Seconds())
 
 	d.step("starting the AgentCore Identity emulator, the Step Functions and EventBridge stand-ins and the callback API ...")
-	s, err := stack.Start(ctx, stack.Options{
+	s, err := runner.Start(ctx, runner.Options{
 		Binding:   cfg.binding,
 		Providers: []string{cfg.provider},
 		DynamoDB:  db,
@@ -120,16 +120,16 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 	stops = append(stops, s.Close)
 	d.info("%-32s %s (created as the stack does)", "sessions table", s.Table)
-	d.info("%-32s %s  (workload %s, provider %s)", "AgentCore Identity emulator", s.EmulatorURL, stack.WorkloadName, cfg.provider)
+	d.info("%-32s %s  (workload %s, provider %s)", "AgentCore Identity emulator", s.EmulatorURL, runner.WorkloadName, cfg.provider)
 	d.info("%-32s %s", "Step Functions stand-in", s.SFNURL)
 	d.info("%-32s %s", "EventBridge stand-in", s.EventsURL)
 	d.info("%-32s %s", "callback (API Gateway stand-in)", s.CallbackURL)
 	d.info("%-32s %s", "session binding", cfg.binding)
 
-	var page *browser.Page
+	var page *chromium.Page
 	if cfg.auto {
-		d.step("starting headless Chromium (%s) ...", chromium)
-		b, err := browser.Start(ctx, browser.Options{ExecPath: chromium})
+		d.step("starting headless Chromium (%s) ...", chromiumPath)
+		b, err := chromium.Start(ctx, chromium.Options{ExecPath: chromiumPath})
 		if err != nil {
 			return err
 		}
@@ -237,14 +237,14 @@ func (d *demo) instructions(ev flow.AuthorizationRequired) {
 }
 
 // drive plays the person with headless Chromium: Allow, code, Connect.
-func (d *demo) drive(ctx context.Context, p *browser.Page, ev flow.AuthorizationRequired) (err error) {
+func (d *demo) drive(ctx context.Context, p *chromium.Page, ev flow.AuthorizationRequired) (err error) {
 	defer func() {
 		if err != nil && ctx.Err() == nil {
 			d.saveArtifacts(p)
 		}
 	}()
 	d.step("browser: opening the authorization URL and clicking Allow ...")
-	status, err := p.Consent(ctx, ev.AuthorizationURL, browser.Allow)
+	status, err := p.Consent(ctx, ev.AuthorizationURL, chromium.Allow)
 	if err != nil {
 		return err
 	}
@@ -274,10 +274,10 @@ func (d *demo) drive(ctx context.Context, p *browser.Page, ev flow.Authorization
 	return nil
 }
 
-func (d *demo) saveArtifacts(p *browser.Page) {
+func (d *demo) saveArtifacts(p *chromium.Page) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	a, err := p.SaveArtifacts(ctx, browser.ArtifactsDir(), "consentflow-demo-"+time.Now().Format("20060102-150405"))
+	a, err := p.SaveArtifacts(ctx, chromium.ArtifactsDir(), "consentflow-demo-"+time.Now().Format("20060102-150405"))
 	if a.PNG != "" {
 		d.info("screenshot of the page: %s", a.PNG)
 	}
@@ -312,13 +312,13 @@ func awaitEvent(ctx context.Context, sub *eventslocal.Subscription) (flow.Author
 
 // fetchToken asks the vault for the token of the same user, provider and
 // scopes, as the workflow's next step would.
-func fetchToken(ctx context.Context, s *stack.Stack, cfg config) (string, error) {
+func fetchToken(ctx context.Context, s *runner.Stack, cfg config) (string, error) {
 	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
 	if !ok {
 		return "", errors.New("the stack's AgentCore client is not the SDK client")
 	}
 	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
-		WorkloadName: aws.String(stack.WorkloadName), UserId: aws.String(cfg.user)})
+		WorkloadName: aws.String(runner.WorkloadName), UserId: aws.String(cfg.user)})
 	if err != nil {
 		return "", fmt.Errorf("GetWorkloadAccessTokenForUserId: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/consentflow/consentflow/internal/testenv/chromiumtest"
 	"io"
 	"net"
 	"os"
@@ -17,8 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentflow/consentflow/internal/testenv/browser"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 )
 
 func TestMask(t *testing.T) {
@@ -77,7 +77,7 @@ var (
 )
 
 func TestDemoAuto(t *testing.T) {
-	browser.Require(t)
+	chromiumtest.Require(t)
 	bin := build(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

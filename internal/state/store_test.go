@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,10 +18,9 @@ import (
 
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/state"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
 )
 
-func TestMain(m *testing.M) { dynamolocal.Main(m) }
+func TestMain(m *testing.M) { dynamotest.Main(m) }
 
 // base is the injected clock's start. It must be near the real time:
 // DynamoDB Local runs TTL and deletes items whose ttl (ExpiresAt + retention)
@@ -56,8 +56,8 @@ type fixture struct {
 
 func setup(t testing.TB, opts ...state.Option) *fixture {
 	t.Helper()
-	db := dynamolocal.Shared(t)
-	table := dynamolocal.TableName(t)
+	db := dynamotest.Shared(t)
+	table := dynamotest.TableName(t)
 	ctx := context.Background()
 	if err := state.EnsureTable(ctx, db.Client(), table); err != nil {
 		t.Fatalf("EnsureTable: %v", err)

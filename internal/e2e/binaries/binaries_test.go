@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"html"
 	"io"
 	"net/http"
@@ -31,12 +32,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
 	"github.com/consentflow/consentflow/internal/app"
-	"github.com/consentflow/consentflow/internal/emulator"
 	"github.com/consentflow/consentflow/internal/flow"
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
-	"github.com/consentflow/consentflow/internal/localstack/stack"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/emulator"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/runner"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 	"github.com/consentflow/consentflow/internal/testenv/lambdaruntime"
 )
 
@@ -63,7 +64,7 @@ func TestMain(m *testing.M) {
 		}
 		buildDir = dir
 		defer os.RemoveAll(dir)
-		defer dynamolocal.StopShared()
+		defer dynamotest.StopShared()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -176,16 +177,16 @@ func wrapper(t testing.TB, arch string) []string {
 // ---------------------------------------------------------------------------
 // The local system and the functions
 
-func startStack(t testing.TB) *stack.Stack {
+func startStack(t testing.TB) *runner.Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := stack.Start(ctx, stack.Options{
+	s, err := runner.Start(ctx, runner.Options{
 		// initiate-callback.json asks for google-calendar, initiate-sync.json for github.
 		Providers: []string{"github", "google-calendar"},
 		Binding:   "code",
-		DynamoDB:  dynamolocal.Shared(t),
-		Table:     dynamolocal.TableName(t),
+		DynamoDB:  dynamotest.Shared(t),
+		Table:     dynamotest.TableName(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func startFunction(t testing.TB, fn, arch string, env []string) *function {
 	path, size := bootstrap(t, fn, arch)
 	srv, err := lambdaruntime.Start(lambdaruntime.Config{
 		FunctionName: "consentflow-" + fn + "-" + arch,
-		Region:       stack.Region,
+		Region:       runner.Region,
 		Timeout:      60 * time.Second, // arm64 runs emulated
 	})
 	if err != nil {
@@ -362,7 +363,7 @@ var (
 
 // consent opens authURL, allows at the provider page and returns the URL
 // the browser is redirected to (our callback with session_id and state).
-func consent(t testing.TB, s *stack.Stack, authURL string) *url.URL {
+func consent(t testing.TB, s *runner.Stack, authURL string) *url.URL {
 	t.Helper()
 	c := &http.Client{
 		Timeout:       10 * time.Second,
@@ -677,7 +678,7 @@ func testFlow(t *testing.T, arch string) {
 	if err := json.Unmarshal(ev.Detail, &ar); err != nil {
 		t.Fatal(err)
 	}
-	if ar.CorrelationID != correlationID || ar.AuthorizationURL == "" || ar.VerificationCode == "" || ev.EventBusName != stack.EventBus {
+	if ar.CorrelationID != correlationID || ar.AuthorizationURL == "" || ar.VerificationCode == "" || ev.EventBusName != runner.EventBus {
 		t.Fatalf("AuthorizationRequired event on %q: %+v", ev.EventBusName, ar)
 	}
 	if strings.Contains(string(ev.Detail), taskToken) {
@@ -819,7 +820,7 @@ func testFlow(t *testing.T, arch string) {
 
 // vaultToken fetches the access token the flow stored for in, through the
 // real SDK client against the emulator.
-func vaultToken(t testing.TB, s *stack.Stack, in flow.Input) string {
+func vaultToken(t testing.TB, s *runner.Stack, in flow.Input) string {
 	t.Helper()
 	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
 	if !ok {
@@ -828,7 +829,7 @@ func vaultToken(t testing.TB, s *stack.Stack, in flow.Input) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
-		WorkloadName: aws.String(stack.WorkloadName), UserId: aws.String(in.UserID)})
+		WorkloadName: aws.String(runner.WorkloadName), UserId: aws.String(in.UserID)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -925,7 +926,7 @@ func BenchmarkColdStart(b *testing.B) {
 	for _, fn := range []string{fnInitiate, fnCallback} {
 		b.Run(fn+"/amd64", func(b *testing.B) {
 			path, size := bootstrap(b, fn, "amd64")
-			srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: stack.Region})
+			srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: runner.Region})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package dynamolocal_test
 import (
 	"context"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,26 +15,26 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 )
 
-func TestMain(m *testing.M) { dynamolocal.Main(m) }
+func TestMain(m *testing.M) { dynamotest.Main(m) }
 
 func TestSharedAnswers(t *testing.T) {
-	db := dynamolocal.Shared(t)
+	db := dynamotest.Shared(t)
 	if !strings.HasPrefix(db.Endpoint(), "http://127.0.0.1:") {
 		t.Fatalf("endpoint %q is not loopback", db.Endpoint())
 	}
 	if _, err := db.Client().ListTables(context.Background(), &dynamodb.ListTablesInput{}); err != nil {
 		t.Fatalf("ListTables: %v", err)
 	}
-	if again := dynamolocal.Shared(t); again != db {
+	if again := dynamotest.Shared(t); again != db {
 		t.Fatal("Shared started a second instance")
 	}
 }
 
 func TestStopKillsProcessGroup(t *testing.T) {
-	db := dynamolocal.ForTest(t)
+	db := dynamotest.ForTest(t)
 	pid := pidOf(t, db)
 	db.Stop()
 	db.Stop() // idempotent
@@ -48,7 +49,7 @@ func TestStopKillsProcessGroup(t *testing.T) {
 }
 
 func TestTableNameUnique(t *testing.T) {
-	a, b := dynamolocal.TableName(t), dynamolocal.TableName(t)
+	a, b := dynamotest.TableName(t), dynamotest.TableName(t)
 	if a == b || len(a) < 3 || len(a) > 255 {
 		t.Fatalf("bad table names %q %q", a, b)
 	}
@@ -104,7 +105,7 @@ func isZombie(stat string) bool {
 // die with it (parent-death signal).
 func TestNoLeakWhenTestBinaryPanics(t *testing.T) {
 	if os.Getenv("DYNAMOLOCAL_PANIC_CHILD") == "1" {
-		db := dynamolocal.Shared(t)
+		db := dynamotest.Shared(t)
 		fmt.Println("ENDPOINT", db.Endpoint())
 		panic("deliberate panic with DynamoDB Local running")
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/consentflow/consentflow/internal/localstack/apigw"
+	"github.com/consentflow/consentflow/internal/local/apigw"
 )
 
 // recorder is a handler that records the events it gets.

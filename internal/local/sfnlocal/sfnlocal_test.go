@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 )
 
 func setup(t *testing.T) (*sfnlocal.Server, *sfn.Client) {

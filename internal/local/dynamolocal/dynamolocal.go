@@ -1,26 +1,15 @@
 // Package dynamolocal starts DynamoDB Local (the AWS emulator, 1.25.1) for
-// tests and the local demo.
+// the local demo and the tests (which use it through
+// internal/testenv/dynamotest).
 //
-// The emulator is obtained per FIELD-NOTES §4 by scripts/fetch-dynamodb-local.sh
-// (npm pack amplify-dynamodb-simulator@2.9.30, untarred into the cache dir
-// $CONSENTFLOW_CACHE, else <repo root>/.cache); Start runs the script when the
+// The emulator ships inside the npm tarball amplify-dynamodb-simulator@2.9.30;
+// scripts/fetch-dynamodb-local.sh packs and untars it into the cache dir
+// $CONSENTFLOW_CACHE, else <repo root>/.cache; Start runs the script when the
 // jar is missing. It needs java (17) and, for the first fetch, npm.
 //
-// Starting costs about 2 s and 210 MB, so share one instance per test binary:
-//
-//	func TestMain(m *testing.M) { dynamolocal.Main(m) }
-//
-//	func TestX(t *testing.T) {
-//		db := dynamolocal.Shared(t)            // started on first use
-//		table := dynamolocal.TableName(t)      // unique per test
-//		...
-//	}
-//
-// ForTest starts a private instance instead (stopped by t.Cleanup).
-//
-// Missing java/npm or a failed start FAILS the test with a clear message,
-// unless CONSENTFLOW_SKIP_DYNAMODB_LOCAL=1, in which case Shared and ForTest
-// skip the test without trying to start anything.
+//	db, err := dynamolocal.Start(ctx)
+//	defer db.Stop()
+//	client := db.Client()
 //
 // DynamoDB Local has no listen-address option and binds all interfaces; CI
 // runs the tests in a loopback-only network namespace (unshare -n). The
@@ -28,7 +17,7 @@
 //
 // No process outlives the harness: the emulator runs in its own process group
 // (killed as a whole by Stop), and with a parent-death signal so that it also
-// dies when the test binary crashes, panics or times out before any cleanup
+// dies when the program crashes, panics or times out before any cleanup
 // could run.
 package dynamolocal
 
@@ -42,14 +31,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -324,85 +309,6 @@ func EmulatorDir(ctx context.Context) (string, error) {
 
 // Skipped reports whether CONSENTFLOW_SKIP_DYNAMODB_LOCAL=1.
 func Skipped() bool { return os.Getenv(EnvSkip) == "1" }
-
-func skipOrNil(t testing.TB) {
-	t.Helper()
-	if Skipped() {
-		t.Skipf("DynamoDB Local disabled by %s=1", EnvSkip)
-	}
-}
-
-// ForTest starts a private instance for t, stopped by t.Cleanup (which also
-// runs when the test panics). Prefer Shared: each start costs ~2 s.
-func ForTest(t testing.TB) *Instance {
-	t.Helper()
-	skipOrNil(t)
-	inst, err := Start(context.Background())
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	t.Cleanup(inst.Stop)
-	return inst
-}
-
-var shared struct {
-	mu   sync.Mutex
-	inst *Instance
-	err  error
-}
-
-// Shared returns the test binary's shared instance, starting it on first
-// use. Stop it with StopShared (Main does) when the tests are done; if the
-// binary dies first, the parent-death signal kills it.
-func Shared(t testing.TB) *Instance {
-	t.Helper()
-	skipOrNil(t)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.inst == nil && shared.err == nil {
-		shared.inst, shared.err = Start(context.Background())
-	}
-	if shared.err != nil {
-		t.Fatalf("%v", shared.err)
-	}
-	return shared.inst
-}
-
-// StopShared stops the shared instance if one was started.
-func StopShared() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.inst != nil {
-		shared.inst.Stop()
-		shared.inst = nil
-	}
-}
-
-// Main is a TestMain body: it runs the tests, stops the shared instance and
-// exits with the tests' status.
-//
-//	func TestMain(m *testing.M) { dynamolocal.Main(m) }
-func Main(m *testing.M) {
-	code := func() int {
-		defer StopShared()
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-var tableSeq atomic.Int64
-
-var unsafeTableChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
-
-// TableName returns a table name unique within the test binary, derived
-// from the test's name (DynamoDB: 3-255 chars of [a-zA-Z0-9_.-]).
-func TableName(t testing.TB) string {
-	name := strings.Trim(unsafeTableChars.ReplaceAllString(t.Name(), "_"), "_")
-	if len(name) > 200 {
-		name = name[:200]
-	}
-	return fmt.Sprintf("t%d_%s", tableSeq.Add(1), name)
-}
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {

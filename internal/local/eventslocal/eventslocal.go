@@ -45,7 +45,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/consentflow/consentflow/internal/localstack/awsjson"
+	"github.com/consentflow/consentflow/internal/local/awsjson"
 )
 
 const (

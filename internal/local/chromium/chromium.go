@@ -1,6 +1,6 @@
-// Package browser drives a real headless Chromium (Debian /usr/bin/chromium)
+// Package chromium drives a real headless Chromium (Debian /usr/bin/chromium)
 // through the consent flow's pages, for the local demo (cmd/consentflow-demo
-// --auto) and the browser end-to-end tests (internal/browser).
+// --auto) and the browser end-to-end tests (internal/e2e/browser).
 //
 // Chromium is started with chromedp.NewExecAllocator and the flags of
 // FIELD-NOTES §4 (--headless --no-sandbox --disable-gpu
@@ -24,10 +24,10 @@
 //	err = p.EnterCode(ctx, code)                             // confirmation page: type, submit
 //	o, err := p.Outcome(ctx)                                 // {Kind:"ok", Heading:"Connected"}
 //
-// Tests use Shared, NewTestPage and Main (testing.go): one browser per test
+// Tests use package internal/testenv/chromiumtest: one browser per test
 // binary, a page per test, a screenshot and the HTML saved as artifacts when
 // a test fails.
-package browser
+package chromium
 
 import (
 	"bytes"
@@ -64,8 +64,8 @@ const DefaultExecPath = "/usr/bin/chromium"
 // DefaultActionTimeout bounds one page action (open, click, type).
 const DefaultActionTimeout = 20 * time.Second
 
-// startTimeout bounds how long Start waits for the browser to answer.
-const startTimeout = 60 * time.Second
+// StartTimeout bounds how long Start waits for the browser to answer.
+const StartTimeout = 60 * time.Second
 
 // Flags are the Chromium command-line flags of FIELD-NOTES §4, plus a few
 // that keep a headless run quiet and deterministic.
@@ -189,14 +189,14 @@ func Start(ctx context.Context, o Options) (_ *Browser, err error) {
 
 	started := make(chan error, 1)
 	go func() { started <- chromedp.Do(b.root) }() // starts the browser
-	timer := time.NewTimer(startTimeout)
+	timer := time.NewTimer(StartTimeout)
 	defer timer.Stop()
 	select {
 	case err = <-started:
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timer.C:
-		err = fmt.Errorf("no answer within %v", startTimeout)
+		err = fmt.Errorf("no answer within %v", StartTimeout)
 	}
 	b.notePID()
 	if err != nil {
@@ -299,3 +299,6 @@ func removeAll(dir string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Skipped reports whether CONSENTFLOW_SKIP_BROWSER=1.
+func Skipped() bool { return os.Getenv(EnvSkip) == "1" }

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
 )
 
 func setup(t *testing.T, opts ...eventslocal.Option) (*eventslocal.Server, *eventbridge.Client) {

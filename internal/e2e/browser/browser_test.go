@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/testenv/chromiumtest"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"log/slog"
 	"os"
 	"strings"
@@ -12,21 +14,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/consentflow/consentflow/internal/emulator"
 	"github.com/consentflow/consentflow/internal/flow"
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
-	"github.com/consentflow/consentflow/internal/localstack/stack"
-	"github.com/consentflow/consentflow/internal/testenv/browser"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/chromium"
+	"github.com/consentflow/consentflow/internal/local/emulator"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/runner"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 )
 
 // TestMain is dynamolocal.Main plus the shared browser: both are stopped
 // when the tests are done (and die with the binary if it crashes).
 func TestMain(m *testing.M) {
 	code := func() int {
-		defer dynamolocal.StopShared()
-		defer browser.StopShared()
+		defer dynamotest.StopShared()
+		defer chromiumtest.StopShared()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -52,8 +53,8 @@ func (s *syncBuffer) String() string {
 type fixture struct {
 	t    *testing.T
 	ctx  context.Context
-	s    *stack.Stack
-	page *browser.Page
+	s    *runner.Stack
+	page *chromium.Page
 	logs *syncBuffer
 }
 
@@ -62,13 +63,13 @@ type fixture struct {
 // Chromium fails (or skips) the test before anything starts.
 func start(t *testing.T) *fixture {
 	t.Helper()
-	browser.Require(t)
+	chromiumtest.Require(t)
 	logs := &syncBuffer{}
-	s, err := stack.Start(context.Background(), stack.Options{
+	s, err := runner.Start(context.Background(), runner.Options{
 		Binding:  "code",
 		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DynamoDB: dynamolocal.Shared(t),
-		Table:    dynamolocal.TableName(t),
+		DynamoDB: dynamotest.Shared(t),
+		Table:    dynamotest.TableName(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func start(t *testing.T) *fixture {
 	t.Cleanup(s.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	return &fixture{t: t, ctx: ctx, s: s, page: browser.NewTestPage(t), logs: logs}
+	return &fixture{t: t, ctx: ctx, s: s, page: chromiumtest.NewTestPage(t), logs: logs}
 }
 
 // authorization is one started flow as the application sees it.
@@ -121,7 +122,7 @@ func (f *fixture) initiate(user string, scopes ...string) authorization {
 
 // consent opens the authorization URL in the browser and clicks Allow or
 // Deny; it checks the browser landed on our callback.
-func (f *fixture) consent(a authorization, d browser.Decision) browser.Outcome {
+func (f *fixture) consent(a authorization, d chromium.Decision) chromium.Outcome {
 	f.t.Helper()
 	status, err := f.page.Consent(f.ctx, a.event.AuthorizationURL, d)
 	if err != nil {
@@ -134,7 +135,7 @@ func (f *fixture) consent(a authorization, d browser.Decision) browser.Outcome {
 	return f.outcome(status, 200)
 }
 
-func (f *fixture) outcome(status, want int) browser.Outcome {
+func (f *fixture) outcome(status, want int) chromium.Outcome {
 	f.t.Helper()
 	o, err := f.page.Outcome(f.ctx)
 	if err != nil {
@@ -146,7 +147,7 @@ func (f *fixture) outcome(status, want int) browser.Outcome {
 	return o
 }
 
-func (f *fixture) enterCode(code string, want int) browser.Outcome {
+func (f *fixture) enterCode(code string, want int) chromium.Outcome {
 	f.t.Helper()
 	status, err := f.page.EnterCode(f.ctx, code)
 	if err != nil {
@@ -170,7 +171,7 @@ func (f *fixture) completeCalls() int {
 	return len(f.s.Emulator.CallsTo(emulator.OpCompleteResourceTokenAuth))
 }
 
-func want(t *testing.T, o browser.Outcome, kind, heading string) {
+func want(t *testing.T, o chromium.Outcome, kind, heading string) {
 	t.Helper()
 	if o.Kind != kind || o.Heading != heading {
 		t.Fatalf("page says %q, want %q", o, kind+": "+heading)
@@ -183,12 +184,12 @@ func screenshots() bool { return os.Getenv("CONSENTFLOW_SCREENSHOTS") == "1" }
 // resumed workflow.
 func (f *fixture) happy(a authorization) {
 	f.t.Helper()
-	want(f.t, f.consent(a, browser.Allow), "confirm", "Confirm the connection")
+	want(f.t, f.consent(a, chromium.Allow), "confirm", "Confirm the connection")
 	if ok, err := f.page.HasCodeInput(f.ctx); err != nil || !ok {
 		f.t.Fatalf("the confirmation page has no code input (%v)", err)
 	}
 	if screenshots() {
-		browser.SaveForTest(f.t, f.page, "confirm")
+		chromiumtest.SaveForTest(f.t, f.page, "confirm")
 	}
 	if n := f.completeCalls(); n != 0 {
 		f.t.Fatal("opening the confirmation page completed the session")
@@ -196,7 +197,7 @@ func (f *fixture) happy(a authorization) {
 	// Lower case: the field upper-cases as you type, the server must accept both.
 	want(f.t, f.enterCode(strings.ToLower(a.event.VerificationCode), 200), "ok", "Connected")
 	if screenshots() {
-		browser.SaveForTest(f.t, f.page, "connected")
+		chromiumtest.SaveForTest(f.t, f.page, "connected")
 	}
 	r := f.waitTask(a.taskToken)
 	var out flow.Result
@@ -227,7 +228,7 @@ func TestHappyPath(t *testing.T) {
 func TestDenyAtProvider(t *testing.T) {
 	f := start(t)
 	a := f.initiate("user-deny", "repo")
-	want(t, f.consent(a, browser.Deny), "error", "Access not granted")
+	want(t, f.consent(a, chromium.Deny), "error", "Access not granted")
 	r := f.waitTask(a.taskToken)
 	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameConsentDenied {
 		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, flow.ErrNameConsentDenied)
@@ -240,7 +241,7 @@ func TestDenyAtProvider(t *testing.T) {
 func TestWrongCodeFiveTimes(t *testing.T) {
 	f := start(t)
 	a := f.initiate("user-wrong", "repo")
-	want(t, f.consent(a, browser.Allow), "confirm", "Confirm the connection")
+	want(t, f.consent(a, chromium.Allow), "confirm", "Confirm the connection")
 	for i := 1; i < flow.MaxCodeAttempts; i++ {
 		o := f.enterCode(fmt.Sprintf("ZZZZZ-ZZZZ%d", i), 403)
 		want(t, o, "retry", "That code is not right")
@@ -286,7 +287,7 @@ func TestReloadAfterSuccess(t *testing.T) {
 func TestExpiredSession(t *testing.T) {
 	f := start(t)
 	a := f.initiate("user-expired", "repo")
-	want(t, f.consent(a, browser.Allow), "confirm", "Confirm the connection")
+	want(t, f.consent(a, chromium.Allow), "confirm", "Confirm the connection")
 	f.s.Advance(11 * time.Minute) // the emulator's and the handlers' clocks
 	want(t, f.enterCode(a.event.VerificationCode, 410), "error", "This link has expired")
 	r := f.waitTask(a.taskToken)

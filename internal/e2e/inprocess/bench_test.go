@@ -1,21 +1,21 @@
-package e2e
+package inprocess
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"io"
 	"net/http"
 	"testing"
 
-	"github.com/consentflow/consentflow/internal/localstack/stack"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/runner"
 )
 
 // BenchmarkInitiate measures one initiate invocation end to end: workload
 // token and GetResourceOauth2Token at the emulator, the conditional
 // two-item transaction in DynamoDB Local, PutEvents and MarkNotified.
 func BenchmarkInitiate(b *testing.B) {
-	s, err := stack.Start(context.Background(), stack.Options{DynamoDB: dynamolocal.Shared(b), Table: dynamolocal.TableName(b)})
+	s, err := runner.Start(context.Background(), runner.Options{DynamoDB: dynamotest.Shared(b), Table: dynamotest.TableName(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func BenchmarkInitiate(b *testing.B) {
 // BenchmarkCallbackPage measures the confirmation page: API Gateway
 // stand-in, session lookup in DynamoDB Local, state check, HTML render.
 func BenchmarkCallbackPage(b *testing.B) {
-	s, err := stack.Start(context.Background(), stack.Options{DynamoDB: dynamolocal.Shared(b), Table: dynamolocal.TableName(b)})
+	s, err := runner.Start(context.Background(), runner.Options{DynamoDB: dynamotest.Shared(b), Table: dynamotest.TableName(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-// Package stack starts the whole consentflow system on 127.0.0.1 for the
+// Package runner starts the whole consentflow system on 127.0.0.1 for the
 // local demo and the end-to-end tests: DynamoDB Local (table created as the
 // CDK stack does), the AgentCore Identity emulator, the Step Functions and
 // EventBridge stand-ins, and the callback function behind an API Gateway
 // HTTP API stand-in. The production handlers run unchanged; only the
 // endpoints differ.
-package stack
+package runner
 
 import (
 	"context"
@@ -25,12 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/app"
-	"github.com/consentflow/consentflow/internal/emulator"
-	"github.com/consentflow/consentflow/internal/localstack/apigw"
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
+	"github.com/consentflow/consentflow/internal/local/apigw"
+	"github.com/consentflow/consentflow/internal/local/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/emulator"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 	"github.com/consentflow/consentflow/internal/state"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
 )
 
 // Names used by the local stack (the CDK stack uses its own).

@@ -1,4 +1,4 @@
-package browser
+package chromium
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ const testPage = `<!doctype html><html><body>
 <form method="post"><input name="code"><button type="submit">Connect</button></form></main></body></html>`
 
 func TestStartDriveClose(t *testing.T) {
-	Require(t)
+	requireChromium(t)
 	var got string
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -149,4 +149,16 @@ func groupMembers(pgid int) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return left
+}
+
+// requireChromium is chromiumtest.Require for this package's own tests
+// (which cannot import chromiumtest: it imports this package).
+func requireChromium(t *testing.T) {
+	t.Helper()
+	if Skipped() {
+		t.Skipf("browser tests disabled by %s=1", EnvSkip)
+	}
+	if err := CheckExecPath(ExecPath()); err != nil {
+		t.Fatalf("%v; set %s=1 to skip the browser tests", err, EnvSkip)
+	}
 }

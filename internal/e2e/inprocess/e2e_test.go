@@ -1,15 +1,16 @@
-// Package e2e runs the whole consent flow in-process against real emulators:
+// Package inprocess runs the whole consent flow in-process against real emulators:
 // DynamoDB Local, the AgentCore Identity emulator (through the real SDK),
 // the Step Functions and EventBridge stand-ins, and the production handlers
 // behind the API Gateway stand-in. A plain HTTP client plays the browser;
-// the Chromium tests live in internal/browser.
-package e2e
+// the Chromium tests live in internal/e2e/browser.
+package inprocess
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"html"
 	"io"
 	"log/slog"
@@ -25,15 +26,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
-	"github.com/consentflow/consentflow/internal/emulator"
 	"github.com/consentflow/consentflow/internal/flow"
-	"github.com/consentflow/consentflow/internal/localstack/eventslocal"
-	"github.com/consentflow/consentflow/internal/localstack/sfnlocal"
-	"github.com/consentflow/consentflow/internal/localstack/stack"
-	"github.com/consentflow/consentflow/internal/testenv/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/emulator"
+	"github.com/consentflow/consentflow/internal/local/eventslocal"
+	"github.com/consentflow/consentflow/internal/local/runner"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
 )
 
-func TestMain(m *testing.M) { dynamolocal.Main(m) }
+func TestMain(m *testing.M) { dynamotest.Main(m) }
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -54,7 +54,7 @@ func (s *syncBuffer) String() string {
 
 type fixture struct {
 	t    testing.TB
-	s    *stack.Stack
+	s    *runner.Stack
 	logs *syncBuffer
 	http *http.Client
 }
@@ -62,11 +62,11 @@ type fixture struct {
 func start(t *testing.T, binding string) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
-	s, err := stack.Start(context.Background(), stack.Options{
+	s, err := runner.Start(context.Background(), runner.Options{
 		Binding:  binding,
 		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DynamoDB: dynamolocal.Shared(t),
-		Table:    dynamolocal.TableName(t),
+		DynamoDB: dynamotest.Shared(t),
+		Table:    dynamotest.TableName(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestWholeFlowUserID(t *testing.T) {
 	// The token is in the vault: the same request now returns it at once.
 	ac := f.s.Clients.AgentCore.(*bedrockagentcore.Client)
 	wat, err := ac.GetWorkloadAccessTokenForUserId(context.Background(), &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
-		WorkloadName: aws.String(stack.WorkloadName), UserId: aws.String("user-42")})
+		WorkloadName: aws.String(runner.WorkloadName), UserId: aws.String("user-42")})
 	if err != nil {
 		t.Fatal(err)
 	}

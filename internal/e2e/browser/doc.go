@@ -1,7 +1,7 @@
 // Package browser holds the browser end-to-end tests: the whole consent
 // flow through the real pages in headless Chromium (Debian /usr/bin/chromium,
-// driven by internal/testenv/browser), against the local stack
-// (internal/localstack/stack): DynamoDB Local, the AgentCore Identity
+// driven by internal/local/chromium), against the local stack
+// (internal/local/runner): DynamoDB Local, the AgentCore Identity
 // emulator, the Step Functions and EventBridge stand-ins and the production
 // callback handler behind the API Gateway stand-in.
 //

@@ -54,7 +54,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/consentflow/consentflow/internal/localstack/awsjson"
+	"github.com/consentflow/consentflow/internal/local/awsjson"
 )
 
 const (
