@@ -1,6 +1,6 @@
 # consentflow: the two commands users need are `make demo` and `make test`.
-# Both do their own set-up (Go modules, npm tools, DynamoDB Local) on a fresh
-# machine; see README.md.
+# Both do their own set-up (Debian packages, Go modules, npm tools, DynamoDB
+# Local) on a fresh machine; see README.md.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,7 +20,7 @@ NPM_STAMP := node_modules/.consentflow-installed
 GO_STAMP := $(CONSENTFLOW_CACHE)/go-modules.stamp
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: help setup test check fmt vet unit synth demo demo-auto bench clean
+.PHONY: help setup system test check fmt vet unit synth demo demo-auto bench clean
 
 help:
 	@echo "make demo       run the whole consent flow locally (you consent in your browser)"
@@ -30,7 +30,16 @@ help:
 	@echo "make bench      run the benchmarks and print figures"
 
 # ---- set-up (idempotent; a no-op when everything is present) ----
-setup: $(GO_STAMP) $(NPM_STAMP) $(DDB_JAR)
+# Debian packages each command needs (scripts/setup-system.sh installs the
+# missing ones with apt-get as root or with passwordless sudo, else says how).
+SYSTEM_NEEDS ?= java node chromium qemu
+demo: SYSTEM_NEEDS = java node
+demo-auto: SYSTEM_NEEDS = java node chromium
+
+setup: system $(GO_STAMP) $(NPM_STAMP) $(DDB_JAR)
+
+system:
+	@scripts/setup-system.sh $(SYSTEM_NEEDS)
 
 $(GO_STAMP): go.mod go.sum
 	@echo "==> go: downloading modules"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# fresh-clone-check.sh: run the README's test command exactly as a new user
+# would, and time it: `git clone` of this repository's HEAD into a temporary
+# directory, an empty Go module cache and build cache, no npm tools and no
+# DynamoDB Local, then `make test` (or the targets given).
+#
+# Usage: scripts/fresh-clone-check.sh [--hide-chromium] [--keep] [TARGET...]
+#   --hide-chromium  run with a PATH on which chromium is not found (a copy of
+#                    /usr/bin without it), to show the install branch of
+#                    scripts/setup-system.sh even where Chromium is installed
+#   --keep           keep the clone and caches (default: removed at exit)
+# It needs the network the README's commands need (module proxy, npm, apt).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+hide=no keep=no targets=()
+for a in "$@"; do
+  case "$a" in
+    --hide-chromium) hide=yes ;;
+    --keep) keep=yes ;;
+    -*) echo "unknown flag $a" >&2; exit 2 ;;
+    *) targets+=("$a") ;;
+  esac
+done
+((${#targets[@]})) || targets=(test)
+
+work="$(mktemp -d /tmp/consentflow-fresh.XXXXXX)"
+[[ $keep == yes ]] || trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+git clone -q "$repo" "$work/consentflow"
+export GOMODCACHE="$work/gomodcache" GOCACHE="$work/gocache" npm_config_cache="$work/npm-cache"
+unset CONSENTFLOW_CACHE CDK_HOME CONSENTFLOW_CHROMIUM
+if [[ $hide == yes ]]; then
+  mkdir -p "$work/usr-bin"
+  for f in /usr/bin/*; do
+    [[ "$(basename "$f")" == chromium ]] || ln -s "$f" "$work/usr-bin/"
+  done
+  PATH="$(echo "$PATH" | sed "s#\(^\|:\)/usr/bin\(:\|$\)#\1$work/usr-bin\2#")"
+  command -v chromium >/dev/null 2>&1 && { echo "fresh-clone-check: chromium still on PATH" >&2; exit 1; }
+fi
+cd "$work/consentflow"
+echo "==> fresh-clone-check: make ${targets[*]} in $PWD (empty module, build and npm caches)"
+start=$(date +%s)
+status=0
+make "${targets[@]}" || status=$?
+echo "==> fresh-clone-check: make ${targets[*]} exited $status after $(( $(date +%s) - start )) s"
+exit $status
