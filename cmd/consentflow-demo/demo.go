@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/chromium"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
@@ -39,7 +40,7 @@ func (c config) check() error {
 		return errors.New("--provider must not be empty")
 	case len(c.scopes) == 0:
 		return errors.New("--scopes must name at least one scope")
-	case c.binding != "code" && c.binding != "none":
+	case c.binding != contract.BindingCode && c.binding != contract.BindingNone:
 		return fmt.Errorf(`--binding must be "code" or "none", not %q`, c.binding)
 	case c.timeout <= 0:
 		return errors.New("--timeout must be positive")
@@ -143,7 +144,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	// One authorization, as the state machine runs it.
 	d.step("registering a Step Functions task (callback pattern, .waitForTaskToken, timeout %v) ...", cfg.timeout)
 	token := s.SFN.NewTask(sfnlocal.WithTimeout(cfg.timeout))
-	sub := s.Events.Subscribe(eventslocal.Match{DetailType: "AuthorizationRequired"})
+	sub := s.Events.Subscribe(eventslocal.Match{DetailType: contract.DetailTypeAuthorizationRequired})
 	defer sub.Close()
 
 	d.step("invoking the initiate handler for user %q, provider %q, scopes %s ...", cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
@@ -225,10 +226,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 func (d *demo) instructions(ev flow.AuthorizationRequired) {
 	d.info("Now, in a browser on this machine:")
 	d.info("  1. open the authorization URL above;")
-	d.info("  2. on the provider's page, click Allow (Deny fails the workflow with %s);", flow.ErrNameConsentDenied)
+	d.info("  2. on the provider's page, click Allow (Deny fails the workflow with %s);", contract.ErrConsentDenied)
 	if ev.VerificationCode != "" {
 		d.info("  3. on \"Confirm the connection\", type the verification code %s and click Connect.", ev.VerificationCode)
-		d.info("     (%d wrong codes fail the workflow with %s.)", flow.MaxCodeAttempts, flow.ErrNameBindingFailed)
+		d.info("     (%d wrong codes fail the workflow with %s.)", flow.MaxCodeAttempts, contract.ErrBindingFailed)
 	} else {
 		d.info("  3. on \"Confirm the connection\", click Connect.")
 	}

@@ -30,7 +30,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/consentflow/consentflow/internal/flow"
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 func main() {
@@ -40,8 +40,8 @@ func main() {
 	fs.StringVar(&c.user, "user", "demo-user", "the user id the authorization is for")
 	fs.StringVar(&c.provider, "provider", "github", "the credential provider (registered in the emulator)")
 	scopes := fs.String("scopes", "repo,read:user", "the OAuth scopes, comma-separated")
-	fs.StringVar(&c.binding, "binding", "code", `session binding: "code" (verification code) or "none"`)
-	fs.DurationVar(&c.timeout, "timeout", flow.SessionValidity, "how long to wait for the consent (the session validity)")
+	fs.StringVar(&c.binding, "binding", contract.BindingCode, `session binding: "code" (verification code) or "none"`)
+	fs.DurationVar(&c.timeout, "timeout", contract.SessionValidity, "how long to wait for the consent (the session validity)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // Context keys the stack reads (cdk.json "context", or `-c key=value` on the CDK CLI).
@@ -133,8 +135,8 @@ func LoadConfig(get func(key string) any) (Config, error) {
 		EventBusName:     strOr(get(CtxEventBusName), "consentflow"),
 		WorkloadName:     strOr(get(CtxWorkloadName), "consentflow"),
 		StateMachineName: strOr(get(CtxStateMachineName), "AuthorizeUser"),
-		BindingMode:      strOr(get(CtxBindingMode), "code"),
-		UserTokenCookie:  strOr(get(CtxUserTokenCookie), "id_token"),
+		BindingMode:      strOr(get(CtxBindingMode), contract.BindingCode),
+		UserTokenCookie:  strOr(get(CtxUserTokenCookie), contract.DefaultUserTokenCookie),
 	}
 	c.RemovalPolicy = strings.ToLower(c.RemovalPolicy)
 	if c.RemovalPolicy != "retain" && c.RemovalPolicy != "destroy" {
@@ -159,7 +161,7 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	if !eventBusNameRE.MatchString(c.EventBusName) {
 		errs = append(errs, fmt.Errorf("context %s %q is not a valid event bus name", CtxEventBusName, c.EventBusName))
 	}
-	if c.BindingMode != "code" && c.BindingMode != "none" {
+	if c.BindingMode != contract.BindingCode && c.BindingMode != contract.BindingNone {
 		errs = append(errs, fmt.Errorf("context %s must be \"code\" or \"none\", got %q", CtxBindingMode, c.BindingMode))
 	}
 	if !cookieNameRE.MatchString(c.UserTokenCookie) {

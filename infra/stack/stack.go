@@ -6,6 +6,7 @@ package stack
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -20,29 +21,22 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
-// The callback route and the session validity it has to cover.
+// The task timeout is the session validity (contract.SessionValidity) plus
+// TaskTimeoutMargin, so the callback's own expiry handling wins the race.
 const (
-	CallbackPath = "/oauth2/callback"
-	// SessionValidityMinutes is the lifetime of an AgentCore authorization session; the task
-	// timeout adds TaskTimeoutMarginMinutes so the callback's own expiry handling wins the race.
-	SessionValidityMinutes   = 10
-	TaskTimeoutMarginMinutes = 1
+	TaskTimeoutMargin = time.Minute
 
 	// Default-stage throttling of the callback API (requests per second, burst).
 	APIThrottleRate  = 20
 	APIThrottleBurst = 50
-
-	// EventSource and EventDetailType of the event the initiate function publishes.
-	EventSource     = "consentflow"
-	EventDetailType = "AuthorizationRequired"
 )
 
 // Errors named by the functions (Lambda errorType, or the error of SendTaskFailure).
 var (
-	RetryableErrors = []string{"consentflow.Throttled", "consentflow.AgentCoreUnavailable",
-		"consentflow.StoreUnavailable", "consentflow.NotifyFailed"}
 	// LambdaServiceErrors are the Lambda service-side failures worth a retry.
 	LambdaServiceErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
 		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
@@ -105,9 +99,9 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 
 	// Sessions table: one item per session (and one per task token), expired by TTL.
 	cf.Table = awsdynamodb.NewTable(s, jsii.String("Sessions"), &awsdynamodb.TableProps{
-		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(contract.AttrPK), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
-		TimeToLiveAttribute: jsii.String("ttl"),
+		TimeToLiveAttribute: jsii.String(contract.AttrTTL),
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
@@ -129,9 +123,9 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	// Callback HTTP API (its routes are added once the callback function exists).
 	cf.API = awsapigatewayv2.NewHttpApi(s, jsii.String("CallbackApi"), &awsapigatewayv2.HttpApiProps{
 		ApiName:     jsii.String(id + "-callback"),
-		Description: jsii.String("consentflow: the OAuth return URL (" + CallbackPath + ")"),
+		Description: jsii.String("consentflow: the OAuth return URL (" + contract.CallbackPath + ")"),
 	})
-	cf.CallbackURL = jsii.String(*cf.API.ApiEndpoint() + CallbackPath)
+	cf.CallbackURL = jsii.String(*cf.API.ApiEndpoint() + contract.CallbackPath)
 	accessLogs := logGroup("CallbackApiAccessLogs")
 	stage := cf.API.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
 	stage.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
@@ -165,11 +159,11 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		role:        initiateRole,
 		logs:        logGroup("InitiateLogs"),
 		env: map[string]string{
-			"SESSIONS_TABLE": *cf.Table.TableName(),
-			"WORKLOAD_NAME":  cfg.WorkloadName,
-			"RETURN_URL":     *cf.CallbackURL,
-			"EVENT_BUS_NAME": cfg.EventBusName,
-			"BINDING_MODE":   cfg.BindingMode,
+			contract.EnvSessionsTable: *cf.Table.TableName(),
+			contract.EnvWorkloadName:  cfg.WorkloadName,
+			contract.EnvReturnURL:     *cf.CallbackURL,
+			contract.EnvEventBusName:  cfg.EventBusName,
+			contract.EnvBindingMode:   cfg.BindingMode,
 		},
 	})
 	cf.Callback = newFunction(s, "Callback", functionSpec{
@@ -179,9 +173,9 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		role:        callbackRole,
 		logs:        logGroup("CallbackLogs"),
 		env: map[string]string{
-			"SESSIONS_TABLE":    *cf.Table.TableName(),
-			"BINDING_MODE":      cfg.BindingMode,
-			"USER_TOKEN_COOKIE": cfg.UserTokenCookie,
+			contract.EnvSessionsTable:   *cf.Table.TableName(),
+			contract.EnvBindingMode:     cfg.BindingMode,
+			contract.EnvUserTokenCookie: cfg.UserTokenCookie,
 		},
 	})
 	// The functions use the workload identity and the provider by name: deploy those first.
@@ -198,7 +192,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	}
 
 	cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
-		Path:    jsii.String(CallbackPath),
+		Path:    jsii.String(contract.CallbackPath),
 		Methods: &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET, awsapigatewayv2.HttpMethod_POST},
 		Integration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("CallbackIntegration"), cf.Callback,
 			&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
@@ -381,7 +375,7 @@ func restrictPublishers(bus awsevents.EventBus, initiate awsiam.Role) {
 		Actions:    jsii.Strings("events:PutEvents"),
 		Resources:  jsii.Strings(*bus.EventBusArn()),
 		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"events:source": EventSource},
+			"StringEquals": map[string]any{"events:source": contract.EventSource},
 			"ArnNotEquals": map[string]any{"aws:PrincipalArn": *initiate.RoleArn()},
 		},
 	}))
@@ -397,7 +391,7 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, lo
 			"input":     awsstepfunctions.JsonPath_EntirePayload(),
 		}),
 		// The session is valid for 10 minutes; bound the wait so an abandoned consent ends.
-		TaskTimeout:              awsstepfunctions.Timeout_Duration(awscdk.Duration_Minutes(jsii.Number(SessionValidityMinutes + TaskTimeoutMarginMinutes))),
+		TaskTimeout:              awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number((contract.SessionValidity + TaskTimeoutMargin).Seconds()))),
 		RetryOnServiceExceptions: jsii.Bool(false), // replaced by the explicit retriers below
 	})
 	task.AddRetry(&awsstepfunctions.RetryProps{
@@ -409,7 +403,7 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, lo
 		JitterStrategy: awsstepfunctions.JitterType_FULL,
 	})
 	task.AddRetry(&awsstepfunctions.RetryProps{
-		Errors:         jsii.Strings(RetryableErrors...),
+		Errors:         jsii.Strings(contract.RetryableErrors()...),
 		Interval:       awscdk.Duration_Seconds(jsii.Number(2)),
 		MaxAttempts:    jsii.Number(4),
 		BackoffRate:    jsii.Number(2),
@@ -426,10 +420,10 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, lo
 		state  awsstepfunctions.Fail
 	}{
 		{[]string{"States.Timeout"}, fail("AuthorizationTimedOut", "The user did not complete the authorization while the session was valid.")},
-		{[]string{"consentflow.BindingFailed"}, fail("BindingFailed", "The verification code was wrong too many times; the session was closed.")},
-		{[]string{"consentflow.ConsentDenied"}, fail("ConsentDenied", "The user denied consent at the provider.")},
-		{[]string{"consentflow.InvalidInput"}, fail("InvalidInput", "The execution input is invalid (see the task failure for the field).")},
-		{[]string{"consentflow.Expired"}, fail("AuthorizationExpired", "The authorization session expired before it was completed.")},
+		{[]string{contract.ErrBindingFailed}, fail("BindingFailed", "The verification code was wrong too many times; the session was closed.")},
+		{[]string{contract.ErrConsentDenied}, fail("ConsentDenied", "The user denied consent at the provider.")},
+		{[]string{contract.ErrInvalidInput}, fail("InvalidInput", "The execution input is invalid (see the task failure for the field).")},
+		{[]string{contract.ErrExpired}, fail("AuthorizationExpired", "The authorization session expired before it was completed.")},
 		{[]string{"States.ALL"}, awsstepfunctions.NewFail(s, jsii.String("AuthorizationFailed"), &awsstepfunctions.FailProps{
 			Error: jsii.String("AuthorizationFailed"),
 			// The caught error's name (e.g. consentflow.AccessDenied), never its message.

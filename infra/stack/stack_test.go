@@ -17,6 +17,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/consentflow/consentflow/infra/gobuild"
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // One jsii runtime for the whole test binary: every synthesis happens in TestMain, the tests
@@ -642,7 +643,7 @@ func TestStateMachineDefinition(t *testing.T) {
 		}
 	}
 	sort.Strings(retried)
-	wantRetried := append(append([]string{}, RetryableErrors...), LambdaServiceErrors...)
+	wantRetried := append(append([]string{}, contract.RetryableErrors()...), LambdaServiceErrors...)
 	sort.Strings(wantRetried)
 	if !slices.Equal(retried, wantRetried) {
 		t.Errorf("retried errors = %v, want %v", retried, wantRetried)

@@ -22,19 +22,10 @@ import (
 	"github.com/consentflow/consentflow/internal/adapters/agentcore"
 	"github.com/consentflow/consentflow/internal/adapters/eventbus"
 	"github.com/consentflow/consentflow/internal/adapters/stepfunctions"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/state"
 	"github.com/consentflow/consentflow/internal/web"
-)
-
-// Environment variables (the CDK stack sets them).
-const (
-	EnvSessionsTable   = "SESSIONS_TABLE"
-	EnvWorkloadName    = "WORKLOAD_NAME"
-	EnvReturnURL       = "RETURN_URL"
-	EnvEventBusName    = "EVENT_BUS_NAME"
-	EnvBindingMode     = "BINDING_MODE"
-	EnvUserTokenCookie = "USER_TOKEN_COOKIE"
 )
 
 // Getenv reads configuration (os.Getenv in production, a map in tests).
@@ -49,13 +40,13 @@ func required(get Getenv, name string) (string, error) {
 }
 
 func binding(get Getenv) (flow.BindingMode, error) {
-	switch v := get(EnvBindingMode); v {
-	case "", "code":
+	switch v := get(contract.EnvBindingMode); v {
+	case "", contract.BindingCode:
 		return flow.BindingCode, nil
-	case "none":
+	case contract.BindingNone:
 		return flow.BindingNone, nil
 	default:
-		return "", fmt.Errorf("configuration: %s must be \"code\" or \"none\"", EnvBindingMode)
+		return "", fmt.Errorf("configuration: %s must be \"code\" or \"none\"", contract.EnvBindingMode)
 	}
 }
 
@@ -105,15 +96,15 @@ type InitiateHandler func(ctx context.Context, event json.RawMessage) (*flow.Res
 // NewInitiate wires the initiate handler from configuration.
 func NewInitiate(cl Clients, get Getenv, log *slog.Logger, opts ...Option) (InitiateHandler, error) {
 	o := apply(opts)
-	table, err := required(get, EnvSessionsTable)
+	table, err := required(get, contract.EnvSessionsTable)
 	if err != nil {
 		return nil, err
 	}
-	workload, err := required(get, EnvWorkloadName)
+	workload, err := required(get, contract.EnvWorkloadName)
 	if err != nil {
 		return nil, err
 	}
-	returnURL, err := required(get, EnvReturnURL)
+	returnURL, err := required(get, contract.EnvReturnURL)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +112,9 @@ func NewInitiate(cl Clients, get Getenv, log *slog.Logger, opts ...Option) (Init
 	if err != nil {
 		return nil, err
 	}
-	bus := get(EnvEventBusName)
+	bus := get(contract.EnvEventBusName)
 	if bus == "" {
-		bus = "default"
+		bus = contract.DefaultEventBusName
 	}
 	if mode == flow.BindingNone {
 		log.Warn("binding mode none: callbacks complete without proof that the browser belongs to the user")
@@ -138,7 +129,7 @@ func NewInitiate(cl Clients, get Getenv, log *slog.Logger, opts ...Option) (Init
 		Log:      log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("configuration: %w (%s / %s)", err, EnvWorkloadName, EnvReturnURL)
+		return nil, fmt.Errorf("configuration: %w (%s / %s)", err, contract.EnvWorkloadName, contract.EnvReturnURL)
 	}
 	return Initiate(x, log), nil
 }
@@ -155,9 +146,9 @@ func Initiate(x *flow.Initiator, log *slog.Logger) InitiateHandler {
 				return res, nil
 			}
 		}
-		f := flow.AsFailure(err, flow.ErrNameAgentCoreUnavailable)
-		attrs := []any{"error", f.Name, "detail", f.Message, "retryable", f.Retryable}
-		if f.Err != nil && f.Name == flow.ErrNameStoreUnavailable {
+		f := flow.AsFailure(err, contract.ErrAgentCoreUnavailable)
+		attrs := []any{"error", f.Name, "detail", f.Message, "retryable", f.Retryable()}
+		if f.Err != nil && f.Name == contract.ErrStoreUnavailable {
 			// Store adapter errors carry the operation and the SDK's error text:
 			// DynamoDB messages name tables and conditions, never item values.
 			attrs = append(attrs, "cause", f.Err.Error())
@@ -173,7 +164,7 @@ type CallbackHandler func(ctx context.Context, req events.APIGatewayV2HTTPReques
 // NewCallback wires the callback handler from configuration.
 func NewCallback(cl Clients, get Getenv, log *slog.Logger, opts ...Option) (CallbackHandler, error) {
 	o := apply(opts)
-	table, err := required(get, EnvSessionsTable)
+	table, err := required(get, contract.EnvSessionsTable)
 	if err != nil {
 		return nil, err
 	}
@@ -181,9 +172,9 @@ func NewCallback(cl Clients, get Getenv, log *slog.Logger, opts ...Option) (Call
 	if err != nil {
 		return nil, err
 	}
-	cookie := get(EnvUserTokenCookie)
+	cookie := get(contract.EnvUserTokenCookie)
 	if cookie == "" {
-		cookie = "id_token"
+		cookie = contract.DefaultUserTokenCookie
 	}
 	cb, err := flow.NewCallback(flow.CallbackConfig{Binding: mode}, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // MaxCodeAttempts is how many wrong verification codes end a session.
@@ -242,8 +244,8 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	if err != nil {
-		f := AsFailure(err, ErrNameAgentCoreUnavailable)
-		if f.Retryable {
+		f := AsFailure(err, contract.ErrAgentCoreUnavailable)
+		if f.Retryable() {
 			log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
 			if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
 				log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
@@ -290,13 +292,13 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 			return c.base(s, KindInProgress)
 		}
 		// Once expired nobody can claim, so a stale claim stays stale.
-		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, ErrNameExpired, "the authorization session expired")
+		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, contract.ErrExpired, "the authorization session expired")
 		return c.base(s, KindExpired)
 	case StatusFailed:
 		switch s.FailureReason {
-		case ErrNameBindingFailed:
+		case contract.ErrBindingFailed:
 			return c.base(s, KindTooManyAttempts)
-		case ErrNameConsentDenied:
+		case contract.ErrConsentDenied:
 			return c.base(s, KindDenied)
 		}
 		return c.base(s, KindFailed)
@@ -306,7 +308,7 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 }
 
 func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
-	u, err := c.d.Store.RecordFailedAttempt(ctx, s.SessionURI, MaxCodeAttempts, ErrNameBindingFailed)
+	u, err := c.d.Store.RecordFailedAttempt(ctx, s.SessionURI, MaxCodeAttempts, contract.ErrBindingFailed)
 	if err != nil {
 		if errors.Is(err, ErrConflict) && u != nil {
 			if o := c.settled(ctx, log, u); o != nil {
@@ -318,7 +320,7 @@ func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, 
 	}
 	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts)
 	if u.Status == StatusFailed {
-		c.failTask(ctx, log, u, ErrNameBindingFailed, "too many wrong verification codes")
+		c.failTask(ctx, log, u, contract.ErrBindingFailed, "too many wrong verification codes")
 		return c.base(u, KindTooManyAttempts)
 	}
 	out := c.base(u, KindWrongCode)
@@ -382,10 +384,10 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 		return o
 	}
 	log.WarnContext(ctx, "the provider reported an error instead of consent", "oauthError", code)
-	name := ErrNameConsentDenied
+	name := contract.ErrConsentDenied
 	cause := "the user did not grant access at the provider"
 	if code != "access_denied" {
-		name = ErrNameAuthorizationFailed
+		name = contract.ErrAuthorizationFailed
 		cause = "the provider reported an authorization error"
 	}
 	if c.finish(ctx, log, s, []Status{StatusPending}, StatusFailed, name, cause) == nil {
@@ -395,7 +397,7 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 			}
 		}
 	}
-	if name == ErrNameConsentDenied {
+	if name == contract.ErrConsentDenied {
 		return c.base(s, KindDenied)
 	}
 	out := c.base(s, KindFailed)

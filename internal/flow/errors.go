@@ -3,36 +3,23 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
-// Error names. A state machine Retries or Catches on these (they are the
-// Lambda errorType of initiate, and the error of SendTaskFailure).
-const (
-	ErrNameInvalidInput         = "consentflow.InvalidInput"
-	ErrNameMisconfigured        = "consentflow.Misconfigured"
-	ErrNameThrottled            = "consentflow.Throttled"
-	ErrNameAgentCoreUnavailable = "consentflow.AgentCoreUnavailable"
-	ErrNameAccessDenied         = "consentflow.AccessDenied"
-	ErrNameResourceNotFound     = "consentflow.ResourceNotFound"
-	ErrNameUnauthorized         = "consentflow.Unauthorized"
-	ErrNameValidationFailed     = "consentflow.ValidationFailed"
-	ErrNameAuthorizationFailed  = "consentflow.AuthorizationFailed"
-	ErrNameStoreUnavailable     = "consentflow.StoreUnavailable"
-	ErrNameNotifyFailed         = "consentflow.NotifyFailed"
-	ErrNameBindingFailed        = "consentflow.BindingFailed"
-	ErrNameConsentDenied        = "consentflow.ConsentDenied"
-	ErrNameExpired              = "consentflow.Expired"
-)
+// Failure names are the error names of package contract (contract.Err*).
 
 // Failure is a named error. Message never contains a secret (no token,
 // state, code, task token, cookie, nor an upstream message that might echo
 // one), so it is safe for logs, Lambda error output and SendTaskFailure.
 type Failure struct {
-	Name      string
-	Message   string
-	Retryable bool
-	Err       error // underlying cause, for errors.Is/As only; never printed
+	Name    string // one of contract.Err*
+	Message string
+	Err     error // underlying cause, for errors.Is/As only; never printed
 }
+
+// Retryable reports whether the failure is transient: its name is one of
+// contract.RetryableErrors, which the state machine retries.
+func (f *Failure) Retryable() bool { return contract.Retryable(f.Name) }
 
 func (f *Failure) Error() string { return f.Name + ": " + f.Message }
 func (f *Failure) Unwrap() error { return f.Err }
@@ -49,5 +36,5 @@ func AsFailure(err error, fallback string) *Failure {
 	if errors.As(err, &f) {
 		return f
 	}
-	return &Failure{Name: fallback, Message: "unexpected error", Retryable: true, Err: err}
+	return &Failure{Name: fallback, Message: "unexpected error", Err: err}
 }

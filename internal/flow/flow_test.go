@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -97,8 +98,8 @@ func TestParseAndValidateRejectsBadInput(t *testing.T) {
 			if err == nil {
 				_, err = e.ini.Initiate(context.Background(), req)
 			}
-			if got := failureName(err); got != flow.ErrNameInvalidInput {
-				t.Fatalf("error = %s, want %s", got, flow.ErrNameInvalidInput)
+			if got := failureName(err); got != contract.ErrInvalidInput {
+				t.Fatalf("error = %s, want %s", got, contract.ErrInvalidInput)
 			}
 			if strings.Contains(err.Error(), "secret-not-jwt") {
 				t.Fatalf("error echoes the input value: %v", err)
@@ -245,7 +246,7 @@ func TestInitiateNotifyFailureThenRetryAnnouncesNewCode(t *testing.T) {
 	req, _ := flow.ParseRequest([]byte(raw))
 	_, err := e.ini.Initiate(context.Background(), req)
 	var f *flow.Failure
-	if !errors.As(err, &f) || f.Name != flow.ErrNameNotifyFailed || !f.Retryable {
+	if !errors.As(err, &f) || f.Name != contract.ErrNotifyFailed || !f.Retryable() {
 		t.Fatalf("err = %v", err)
 	}
 	mustInitiate(t, e, raw)
@@ -266,28 +267,28 @@ func TestInitiateAgentCoreErrorsAreNamed(t *testing.T) {
 		name      string
 		retryable bool
 	}{
-		{&flow.Failure{Name: flow.ErrNameThrottled, Retryable: true}, flow.ErrNameThrottled, true},
-		{&flow.Failure{Name: flow.ErrNameAccessDenied}, flow.ErrNameAccessDenied, false},
-		{errBoom, flow.ErrNameAgentCoreUnavailable, true},
+		{&flow.Failure{Name: contract.ErrThrottled}, contract.ErrThrottled, true},
+		{&flow.Failure{Name: contract.ErrAccessDenied}, contract.ErrAccessDenied, false},
+		{errBoom, contract.ErrAgentCoreUnavailable, true},
 	} {
 		e := newEnv(t, flow.BindingCode)
 		e.id.tokenErr = tc.err
 		req, _ := flow.ParseRequest([]byte(`{"userId":"u","provider":"p","scopes":["s"]}`))
 		_, err := e.ini.Initiate(context.Background(), req)
 		var f *flow.Failure
-		if !errors.As(err, &f) || f.Name != tc.name || f.Retryable != tc.retryable {
+		if !errors.As(err, &f) || f.Name != tc.name || f.Retryable() != tc.retryable {
 			t.Fatalf("%v -> %v", tc.err, err)
 		}
 	}
 	e := newEnv(t, flow.BindingCode)
 	e.id.token = flow.TokenResult{SessionStatus: "FAILED"}
 	req, _ := flow.ParseRequest([]byte(`{"userId":"u","provider":"p","scopes":["s"]}`))
-	if _, err := e.ini.Initiate(context.Background(), req); failureName(err) != flow.ErrNameAuthorizationFailed {
+	if _, err := e.ini.Initiate(context.Background(), req); failureName(err) != contract.ErrAuthorizationFailed {
 		t.Fatalf("FAILED session: %v", err)
 	}
 	e = newEnv(t, flow.BindingCode)
 	e.store.failNext = errBoom
-	if _, err := e.ini.Initiate(context.Background(), flow.Request{TaskToken: "t", Input: req.Input}); failureName(err) != flow.ErrNameStoreUnavailable {
+	if _, err := e.ini.Initiate(context.Background(), flow.Request{TaskToken: "t", Input: req.Input}); failureName(err) != contract.ErrStoreUnavailable {
 		t.Fatalf("store down: %v", err)
 	}
 }
@@ -408,7 +409,7 @@ func TestCallbackWrongCodeFiveTimesFailsTask(t *testing.T) {
 		t.Fatalf("after lock-out: %v", o.Kind)
 	}
 	rs := e.resumer.all()
-	if len(rs) != 1 || rs[0].Error != flow.ErrNameBindingFailed {
+	if len(rs) != 1 || rs[0].Error != contract.ErrBindingFailed {
 		t.Fatalf("task results %+v", rs)
 	}
 	if e.id.count("CompleteResourceTokenAuth") != 0 {
@@ -465,7 +466,7 @@ func TestCallbackTransientCompleteFailureReleasesSession(t *testing.T) {
 	p.Code = code
 	e.id.completeFn = func(n int) error {
 		if n == 1 {
-			return &flow.Failure{Name: flow.ErrNameThrottled, Retryable: true}
+			return &flow.Failure{Name: contract.ErrThrottled}
 		}
 		return nil
 	}
@@ -489,13 +490,13 @@ func TestCallbackTerminalCompleteFailureFailsTask(t *testing.T) {
 	p, code := started(t, e)
 	p.Code = code
 	e.id.completeFn = func(int) error {
-		return &flow.Failure{Name: flow.ErrNameAccessDenied, Message: "AgentCore denied access"}
+		return &flow.Failure{Name: contract.ErrAccessDenied, Message: "AgentCore denied access"}
 	}
 	if o := e.cb.Confirm(context.Background(), p); o.Kind != flow.KindFailed {
 		t.Fatalf("%v", o.Kind)
 	}
 	rs := e.resumer.all()
-	if len(rs) != 1 || rs[0].Error != flow.ErrNameAccessDenied {
+	if len(rs) != 1 || rs[0].Error != contract.ErrAccessDenied {
 		t.Fatalf("%+v", rs)
 	}
 	if o := e.cb.Confirm(context.Background(), p); o.Kind != flow.KindFailed || e.id.count("CompleteResourceTokenAuth") != 1 {
@@ -514,7 +515,7 @@ func TestCallbackDenied(t *testing.T) {
 		t.Fatalf("second: %v", o.Kind)
 	}
 	rs := e.resumer.all()
-	if len(rs) != 1 || rs[0].Error != flow.ErrNameConsentDenied {
+	if len(rs) != 1 || rs[0].Error != contract.ErrConsentDenied {
 		t.Fatalf("%+v", rs)
 	}
 	// An error with a forged state changes nothing.
@@ -530,14 +531,14 @@ func TestCallbackExpired(t *testing.T) {
 	e := newEnv(t, flow.BindingCode)
 	p, code := started(t, e)
 	p.Code = code
-	e.now = e.now.Add(flow.SessionValidity)
+	e.now = e.now.Add(contract.SessionValidity)
 	for i := 0; i < 2; i++ {
 		if o := e.cb.Confirm(context.Background(), p); o.Kind != flow.KindExpired {
 			t.Fatalf("%v", o.Kind)
 		}
 	}
 	rs := e.resumer.all()
-	if len(rs) != 1 || rs[0].Error != flow.ErrNameExpired {
+	if len(rs) != 1 || rs[0].Error != contract.ErrExpired {
 		t.Fatalf("%+v", rs)
 	}
 	if e.id.count("CompleteResourceTokenAuth") != 0 {
@@ -629,7 +630,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 func TestCallbackExpiryDuringCompletionDoesNotFailTask(t *testing.T) {
 	e := newEnv(t, flow.BindingCode)
 	p, code := started(t, e)
-	e.now = e.now.Add(flow.SessionValidity - time.Second)
+	e.now = e.now.Add(contract.SessionValidity - time.Second)
 	inComplete, release := make(chan struct{}), make(chan struct{})
 	e.id.completeFn = func(int) error {
 		close(inComplete)

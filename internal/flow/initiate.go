@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // Output statuses.
@@ -96,7 +98,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	}
 	state, err := newState(x.d.Random)
 	if err != nil {
-		return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+		return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
 	}
 	tr := TokenRequest{
 		Provider: in.Provider, Scopes: in.Scopes, Flow: in.Flow,
@@ -116,7 +118,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 		log.InfoContext(ctx, "token already in the vault: no consent needed")
 		if req.TaskToken != "" {
 			if err := x.d.Resumer.Succeed(ctx, req.TaskToken, out); err != nil && !errors.Is(err, ErrTaskGone) {
-				return nil, AsFailure(err, ErrNameAgentCoreUnavailable)
+				return nil, AsFailure(err, contract.ErrAgentCoreUnavailable)
 			} else if err != nil {
 				log.WarnContext(ctx, "workflow task no longer waiting", "error", err.Error())
 			}
@@ -125,11 +127,11 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	}
 	if res.SessionStatus == "FAILED" {
 		log.WarnContext(ctx, "AgentCore reported the authorization session as FAILED")
-		return nil, Fail(ErrNameAuthorizationFailed, "AgentCore reported the authorization session as failed")
+		return nil, Fail(contract.ErrAuthorizationFailed, "AgentCore reported the authorization session as failed")
 	}
 	if res.AuthorizationURL == "" || !ValidSessionURI(res.SessionURI) {
 		log.ErrorContext(ctx, "AgentCore answered with neither a token nor a usable session")
-		return nil, Fail(ErrNameAuthorizationFailed, "AgentCore answered with neither a token nor a usable session")
+		return nil, Fail(contract.ErrAuthorizationFailed, "AgentCore answered with neither a token nor a usable session")
 	}
 
 	now := x.d.Clock()
@@ -145,7 +147,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 		Binding:          x.cfg.Binding,
 		Status:           StatusPending,
 		CreatedAt:        now,
-		ExpiresAt:        now.Add(SessionValidity),
+		ExpiresAt:        now.Add(contract.SessionValidity),
 	}
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
@@ -153,7 +155,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	var code string
 	if s.Binding == BindingCode {
 		if code, err = newCode(x.d.Random); err != nil {
-			return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+			return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
 		}
 		s.CodeHash = codeHash(s.SessionURI, code)
 	}
@@ -180,14 +182,14 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 	log = log.With("correlationId", s.CorrelationID)
 	if s.Status != StatusPending {
 		log.WarnContext(ctx, "session of this task is no longer pending", "status", string(s.Status))
-		return nil, Fail(ErrNameAuthorizationFailed, "the authorization session of this task is %s", s.Status)
+		return nil, Fail(contract.ErrAuthorizationFailed, "the authorization session of this task is %s", s.Status)
 	}
 	newHash := ""
 	if s.NotifiedAt.IsZero() {
 		if code == "" && s.Binding == BindingCode {
 			var err error
 			if code, err = newCode(x.d.Random); err != nil {
-				return nil, &Failure{Name: ErrNameAgentCoreUnavailable, Message: "no randomness", Retryable: true, Err: err}
+				return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
 			}
 			newHash = codeHash(s.SessionURI, code)
 		}
@@ -197,7 +199,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 		}
 		if err := x.d.Notifier.AuthorizationRequired(ctx, ev); err != nil {
 			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))
-			return nil, &Failure{Name: ErrNameNotifyFailed, Message: "could not publish the AuthorizationRequired event", Retryable: true, Err: err}
+			return nil, &Failure{Name: contract.ErrNotifyFailed, Message: "could not publish the AuthorizationRequired event", Err: err}
 		}
 		if _, err := x.d.Store.MarkNotified(ctx, s.SessionURI, newHash, x.d.Clock()); err != nil {
 			if !errors.Is(err, ErrConflict) {
@@ -224,13 +226,13 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 }
 
 func (x *Initiator) identityFailure(ctx context.Context, log *slog.Logger, op string, err error) error {
-	f := AsFailure(err, ErrNameAgentCoreUnavailable)
-	log.WarnContext(ctx, "AgentCore call failed", "operation", op, "error", f.Name, "retryable", f.Retryable)
+	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
+	log.WarnContext(ctx, "AgentCore call failed", "operation", op, "error", f.Name, "retryable", f.Retryable())
 	return f
 }
 
 func storeFailure(err error) error {
-	return &Failure{Name: ErrNameStoreUnavailable, Message: "session store unavailable", Retryable: true, Err: err}
+	return &Failure{Name: contract.ErrStoreUnavailable, Message: "session store unavailable", Err: err}
 }
 
 // safeErr renders an error for logs: a Failure's safe text, otherwise the

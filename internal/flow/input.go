@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // OAuth2 flows consentflow supports (the model also has
@@ -69,11 +71,11 @@ type Request struct {
 // misspelt field ("user_id") is reported instead of silently ignored.
 func ParseRequest(raw []byte) (Request, error) {
 	if len(raw) > maxInitiateEvent {
-		return Request{}, Fail(ErrNameInvalidInput, "event larger than %d bytes", maxInitiateEvent)
+		return Request{}, Fail(contract.ErrInvalidInput, "event larger than %d bytes", maxInitiateEvent)
 	}
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
-		return Request{}, Fail(ErrNameInvalidInput, "event is not a JSON object")
+		return Request{}, Fail(contract.ErrInvalidInput, "event is not a JSON object")
 	}
 	_, hasToken := probe["taskToken"]
 	_, hasInput := probe["input"]
@@ -86,7 +88,7 @@ func ParseRequest(raw []byte) (Request, error) {
 			return Request{}, err
 		}
 		if env.TaskToken == nil || *env.TaskToken == "" || len(env.Input) == 0 {
-			return Request{}, Fail(ErrNameInvalidInput, "callback events need both taskToken and input")
+			return Request{}, Fail(contract.ErrInvalidInput, "callback events need both taskToken and input")
 		}
 		in, err := parseInput(env.Input)
 		if err != nil {
@@ -112,17 +114,17 @@ func strictDecode(raw []byte, v any) error {
 		var typ *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &typ):
-			return Fail(ErrNameInvalidInput, "field %q has the wrong type", typ.Field)
+			return Fail(contract.ErrInvalidInput, "field %q has the wrong type", typ.Field)
 		case errors.As(err, &syn):
-			return Fail(ErrNameInvalidInput, "malformed JSON at offset %d", syn.Offset)
+			return Fail(contract.ErrInvalidInput, "malformed JSON at offset %d", syn.Offset)
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return Fail(ErrNameInvalidInput, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+			return Fail(contract.ErrInvalidInput, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 		default:
-			return Fail(ErrNameInvalidInput, "malformed JSON")
+			return Fail(contract.ErrInvalidInput, "malformed JSON")
 		}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Fail(ErrNameInvalidInput, "trailing data after the JSON object")
+		return Fail(contract.ErrInvalidInput, "trailing data after the JSON object")
 	}
 	return nil
 }
@@ -211,7 +213,7 @@ func checkLen(field, v string, min, max int) error {
 }
 
 func invalid(field, format string, args ...any) *Failure {
-	return Fail(ErrNameInvalidInput, "%s %s", field, fmt.Sprintf(format, args...))
+	return Fail(contract.ErrInvalidInput, "%s %s", field, fmt.Sprintf(format, args...))
 }
 
 // ValidSessionURI reports whether s matches the model's RequestUri shape.

@@ -10,11 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
-)
 
-// SessionValidity is how long AgentCore keeps an authorization URL and its
-// session usable (FIELD-NOTES §1.6).
-const SessionValidity = 10 * time.Minute
+	"github.com/consentflow/consentflow/internal/contract"
+)
 
 // Status is the lifecycle state of a stored session.
 //
@@ -44,9 +42,9 @@ type BindingMode string
 const (
 	// BindingCode: a one-time verification code shown to the user in the
 	// application's own channel must be typed on the confirmation page.
-	BindingCode BindingMode = "code"
+	BindingCode BindingMode = contract.BindingCode
 	// BindingNone: explicit opt-in for single-user setups; one button.
-	BindingNone BindingMode = "none"
+	BindingNone BindingMode = contract.BindingNone
 )
 
 // Session is one pending or finished authorization, as stored.

@@ -2,8 +2,8 @@
 //
 // # Table
 //
-// One table, partition key AttrPK ("pk", S), no sort key, on-demand, TTL on
-// AttrTTL ("ttl", epoch seconds). The CDK stack creates it with the same
+// One table, partition key contract.AttrPK ("pk", S), no sort key, on-demand, TTL on
+// contract.AttrTTL ("ttl", epoch seconds). The CDK stack creates it with the same
 // names; CreateTableInput/EnsureTable create it for tests and the local demo.
 //
 // # Items
@@ -68,15 +68,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
 // Schema names shared with the CDK stack.
 const (
-	// AttrPK is the table's partition key attribute (type S).
-	AttrPK = "pk"
-	// AttrTTL is the table's TTL attribute (epoch seconds, N).
-	AttrTTL = "ttl"
 	// SessionKeyPrefix + sessionUri is a session item's key.
 	SessionKeyPrefix = "session#"
 	// TaskKeyPrefix + hex SHA-256(taskToken) is a task-token item's key.
@@ -285,7 +282,7 @@ func (st *Store) view(s *flow.Session) *flow.Session {
 
 // Create implements flow.SessionStore. s.Status must be empty or PENDING
 // (stored as PENDING); zero CreatedAt defaults to the store's clock and zero
-// ExpiresAt to CreatedAt + flow.SessionValidity. It returns the record as
+// ExpiresAt to CreatedAt + contract.SessionValidity. It returns the record as
 // stored. A second session with the same sessionUri gets (current,
 // flow.ErrConflict); a second session for the same task token gets
 // (first session, flow.ErrTaskExists) and nothing is written.
@@ -305,7 +302,7 @@ func (st *Store) Create(ctx context.Context, s *flow.Session) (*flow.Session, er
 		rec.CreatedAt = st.clock()
 	}
 	if rec.ExpiresAt.IsZero() {
-		rec.ExpiresAt = rec.CreatedAt.Add(flow.SessionValidity)
+		rec.ExpiresAt = rec.CreatedAt.Add(contract.SessionValidity)
 	}
 	it := st.toItem(&rec)
 	av, err := attributevalue.MarshalMap(it)
@@ -315,7 +312,7 @@ func (st *Store) Create(ctx context.Context, s *flow.Session) (*flow.Session, er
 	stored := it.session()
 
 	notExists := "attribute_not_exists(#pk)"
-	pkName := map[string]string{"#pk": AttrPK}
+	pkName := map[string]string{"#pk": contract.AttrPK}
 
 	if rec.TaskToken == "" {
 		_, err := st.client.PutItem(ctx, &dynamodb.PutItemInput{
@@ -470,7 +467,7 @@ func (st *Store) conflictFrom(ctx context.Context, uri string, old map[string]ty
 }
 
 func key(pk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrPK: &types.AttributeValueMemberS{Value: pk}}
+	return map[string]types.AttributeValue{contract.AttrPK: &types.AttributeValueMemberS{Value: pk}}
 }
 
 // Get implements flow.SessionStore.
@@ -516,7 +513,7 @@ type exprs struct {
 }
 
 func newExprs() *exprs {
-	return &exprs{names: map[string]string{"#pk": AttrPK}, values: map[string]types.AttributeValue{}}
+	return &exprs{names: map[string]string{"#pk": contract.AttrPK}, values: map[string]types.AttributeValue{}}
 }
 
 // n returns the placeholder for attribute name attr.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"reflect"
 	"strconv"
@@ -93,7 +94,7 @@ func newSession(taskToken string) *flow.Session {
 		Binding:          flow.BindingCode,
 		CodeHash:         flow.Hash("ABCD-EFGH"),
 		CreatedAt:        base,
-		ExpiresAt:        base.Add(flow.SessionValidity),
+		ExpiresAt:        base.Add(contract.SessionValidity),
 	}
 }
 
@@ -120,7 +121,7 @@ func (f *fixture) raw(t testing.TB, pk string) map[string]types.AttributeValue {
 	t.Helper()
 	out, err := f.client.GetItem(context.Background(), &dynamodb.GetItemInput{
 		TableName: aws.String(f.table), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{state.AttrPK: &types.AttributeValueMemberS{Value: pk}},
+		Key: map[string]types.AttributeValue{contract.AttrPK: &types.AttributeValueMemberS{Value: pk}},
 	})
 	if err != nil {
 		t.Fatalf("raw GetItem: %v", err)
@@ -179,7 +180,7 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	if rawS(item, "pk") != "session#"+in.SessionURI || rawS(item, "status") != "PENDING" || rawN(item, "attempts") != 0 {
 		t.Fatalf("unexpected session item %v", item)
 	}
-	wantTTL := base.Add(flow.SessionValidity+state.DefaultRetention).Unix() + 1 // rounded up (base has ms)
+	wantTTL := base.Add(contract.SessionValidity+state.DefaultRetention).Unix() + 1 // rounded up (base has ms)
 	if got := rawN(item, "ttl"); got != wantTTL {
 		t.Fatalf("ttl = %d, want %d", got, wantTTL)
 	}
@@ -206,7 +207,7 @@ func TestCreateDefaultsAndValidation(t *testing.T) {
 	s := &flow.Session{SessionURI: newURI()}
 	got := f.create(t, s)
 	wantStatus(t, got, flow.StatusPending)
-	if !got.CreatedAt.Equal(base) || !got.ExpiresAt.Equal(base.Add(flow.SessionValidity)) {
+	if !got.CreatedAt.Equal(base) || !got.ExpiresAt.Equal(base.Add(contract.SessionValidity)) {
 		t.Fatalf("defaults: created %v expires %v", got.CreatedAt, got.ExpiresAt)
 	}
 	if s.Status != "" {
@@ -439,16 +440,16 @@ func TestTransitionMultipleFromAndReason(t *testing.T) {
 	ctx := context.Background()
 	s := f.sessionIn(t, flow.StatusCompleting)
 	expire := []flow.Status{flow.StatusPending, flow.StatusCompleting}
-	got, err := f.st.Transition(ctx, s.SessionURI, expire, flow.StatusExpired, flow.ErrNameExpired)
+	got, err := f.st.Transition(ctx, s.SessionURI, expire, flow.StatusExpired, contract.ErrExpired)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantStatus(t, got, flow.StatusExpired)
-	if got.FailureReason != flow.ErrNameExpired || got.ClaimedAt.IsZero() {
+	if got.FailureReason != contract.ErrExpired || got.ClaimedAt.IsZero() {
 		t.Fatalf("got %+v", got)
 	}
 	// Recording expiry twice: the second caller learns someone else did it.
-	if cur, err := f.st.Transition(ctx, s.SessionURI, expire, flow.StatusExpired, flow.ErrNameExpired); !errors.Is(err, flow.ErrConflict) || cur.Status != flow.StatusExpired {
+	if cur, err := f.st.Transition(ctx, s.SessionURI, expire, flow.StatusExpired, contract.ErrExpired); !errors.Is(err, flow.ErrConflict) || cur.Status != flow.StatusExpired {
 		t.Fatalf("second expiry: %+v %v", cur, err)
 	}
 	// Transient failure: COMPLETING -> PENDING with empty reason clears it.
@@ -555,7 +556,7 @@ func TestRecordFailedAttempt(t *testing.T) {
 	ctx := context.Background()
 	s := f.create(t, newSession(""))
 	for i := 1; i <= 2; i++ {
-		got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, flow.ErrNameBindingFailed)
+		got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
 		if err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
@@ -564,15 +565,15 @@ func TestRecordFailedAttempt(t *testing.T) {
 			t.Fatalf("attempt %d: %+v", i, got)
 		}
 	}
-	got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, flow.ErrNameBindingFailed)
+	got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
 	if err != nil {
 		t.Fatalf("attempt 3: %v", err)
 	}
 	wantStatus(t, got, flow.StatusFailed)
-	if got.Attempts != 3 || got.FailureReason != flow.ErrNameBindingFailed {
+	if got.Attempts != 3 || got.FailureReason != contract.ErrBindingFailed {
 		t.Fatalf("attempt 3: %+v", got)
 	}
-	cur, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, flow.ErrNameBindingFailed)
+	cur, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
 	if !errors.Is(err, flow.ErrConflict) || cur.Attempts != 3 || cur.Status != flow.StatusFailed {
 		t.Fatalf("attempt 4: %+v %v", cur, err)
 	}
@@ -638,11 +639,11 @@ func TestExpiryOnRead(t *testing.T) {
 	completed := f.sessionIn(t, flow.StatusCompleted)
 	failed := f.sessionIn(t, flow.StatusFailed)
 
-	f.clk.Set(base.Add(flow.SessionValidity - time.Millisecond))
+	f.clk.Set(base.Add(contract.SessionValidity - time.Millisecond))
 	wantStatus(t, f.get(t, pending.SessionURI), flow.StatusPending)
 	wantStatus(t, f.get(t, completing.SessionURI), flow.StatusCompleting)
 
-	f.clk.Set(base.Add(flow.SessionValidity)) // exactly at ExpiresAt
+	f.clk.Set(base.Add(contract.SessionValidity)) // exactly at ExpiresAt
 	wantStatus(t, f.get(t, pending.SessionURI), flow.StatusExpired)
 	wantStatus(t, f.get(t, completing.SessionURI), flow.StatusExpired)
 	wantStatus(t, f.get(t, completed.SessionURI), flow.StatusCompleted)
@@ -663,7 +664,7 @@ func TestExpiryOnRead(t *testing.T) {
 	}
 	wantStatus(t, got, flow.StatusExpired)
 	// Recording the expiry.
-	got = f.mustTransition(t, pending.SessionURI, flow.StatusPending, flow.StatusExpired, flow.ErrNameExpired)
+	got = f.mustTransition(t, pending.SessionURI, flow.StatusPending, flow.StatusExpired, contract.ErrExpired)
 	wantStatus(t, got, flow.StatusExpired)
 	// Duplicate Create with the same task token still returns the expired view.
 	if cur, err := f.st.Create(ctx, newSession("task-exp")); !errors.Is(err, flow.ErrTaskExists) || cur.Status != flow.StatusExpired {
@@ -674,7 +675,7 @@ func TestExpiryOnRead(t *testing.T) {
 func TestRetentionOption(t *testing.T) {
 	f := setup(t, state.WithRetention(time.Hour))
 	s := newSession("t")
-	s.ExpiresAt = base.Truncate(time.Second).Add(flow.SessionValidity)
+	s.ExpiresAt = base.Truncate(time.Second).Add(contract.SessionValidity)
 	f.create(t, s)
 	want := s.ExpiresAt.Add(time.Hour).Unix()
 	if got := rawN(f.raw(t, state.SessionKey(s.SessionURI)), "ttl"); got != want {
@@ -758,7 +759,7 @@ func TestRaceRecordFailedAttempt(t *testing.T) {
 	var mu sync.Mutex
 	pending, failedNow, conflicts := 0, 0, 0
 	race(20, func(int) {
-		got, err := f.st.RecordFailedAttempt(context.Background(), s.SessionURI, max, flow.ErrNameBindingFailed)
+		got, err := f.st.RecordFailedAttempt(context.Background(), s.SessionURI, max, contract.ErrBindingFailed)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -776,7 +777,7 @@ func TestRaceRecordFailedAttempt(t *testing.T) {
 		t.Fatalf("pending=%d failed=%d conflicts=%d, want %d, 1, %d", pending, failedNow, conflicts, max-1, 20-max)
 	}
 	got := f.get(t, s.SessionURI)
-	if got.Attempts != max || got.Status != flow.StatusFailed || got.FailureReason != flow.ErrNameBindingFailed {
+	if got.Attempts != max || got.Status != flow.StatusFailed || got.FailureReason != contract.ErrBindingFailed {
 		t.Fatalf("final %+v", got)
 	}
 }

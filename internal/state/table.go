@@ -9,26 +9,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // CreateTableInput describes the sessions table exactly as the CDK stack
-// creates it: partition key AttrPK (S), no sort key, on-demand billing.
-// TTL (AttrTTL) is a separate call: see EnsureTable.
+// creates it: partition key contract.AttrPK (S), no sort key, on-demand billing.
+// TTL (contract.AttrTTL) is a separate call: see EnsureTable.
 func CreateTableInput(table string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName: aws.String(table),
 		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(contract.AttrPK), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(contract.AttrPK), KeyType: types.KeyTypeHash},
 		},
 		BillingMode: types.BillingModePayPerRequest,
 	}
 }
 
 // EnsureTable creates the table if it does not exist, waits until it is
-// ACTIVE and enables TTL on AttrTTL (if not enabled already). For the local
+// ACTIVE and enables TTL on contract.AttrTTL (if not enabled already). For the local
 // demo and tests; in AWS the CDK stack owns the table.
 func EnsureTable(ctx context.Context, client *dynamodb.Client, table string) error {
 	_, err := client.CreateTable(ctx, CreateTableInput(table))
@@ -43,14 +45,14 @@ func EnsureTable(ctx context.Context, client *dynamodb.Client, table string) err
 	if err != nil {
 		return fmt.Errorf("state: describe TTL of %s: %w", table, err)
 	}
-	if d := ttl.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == AttrTTL &&
+	if d := ttl.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == contract.AttrTTL &&
 		(d.TimeToLiveStatus == types.TimeToLiveStatusEnabled || d.TimeToLiveStatus == types.TimeToLiveStatusEnabling) {
 		return nil
 	}
 	_, err = client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
 		TableName: aws.String(table),
 		TimeToLiveSpecification: &types.TimeToLiveSpecification{
-			AttributeName: aws.String(AttrTTL),
+			AttributeName: aws.String(contract.AttrTTL),
 			Enabled:       aws.Bool(true),
 		},
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -60,7 +61,7 @@ func (c Identity) WorkloadAccessToken(ctx context.Context, workload string, u fl
 		return "", Classify(err)
 	}
 	if aws.ToString(tok) == "" {
-		return "", &flow.Failure{Name: flow.ErrNameAgentCoreUnavailable, Message: "empty workload access token", Retryable: true}
+		return "", &flow.Failure{Name: contract.ErrAgentCoreUnavailable, Message: "empty workload access token"}
 	}
 	return *tok, nil
 }
@@ -108,7 +109,7 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 	case u.UserID != "" && u.UserToken == "":
 		id = &types.UserIdentifierMemberUserId{Value: u.UserID}
 	default:
-		return flow.Fail(flow.ErrNameValidationFailed, "exactly one user identifier is required")
+		return flow.Fail(contract.ErrValidationFailed, "exactly one user identifier is required")
 	}
 	_, err := c.API.CompleteResourceTokenAuth(ctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
 		SessionUri: aws.String(sessionURI), UserIdentifier: id})
@@ -144,27 +145,27 @@ func Classify(err error) error {
 		if len(names) > 0 {
 			msg += ": fields " + strings.Join(names, ", ")
 		}
-		return &flow.Failure{Name: flow.ErrNameValidationFailed, Message: msg, Err: err}
+		return &flow.Failure{Name: contract.ErrValidationFailed, Message: msg, Err: err}
 	case errors.As(err, &ade):
-		return &flow.Failure{Name: flow.ErrNameAccessDenied, Message: "AgentCore denied access", Err: err}
+		return &flow.Failure{Name: contract.ErrAccessDenied, Message: "AgentCore denied access", Err: err}
 	case errors.As(err, &rnf):
-		return &flow.Failure{Name: flow.ErrNameResourceNotFound, Message: "AgentCore resource not found (workload identity or credential provider)", Err: err}
+		return &flow.Failure{Name: contract.ErrResourceNotFound, Message: "AgentCore resource not found (workload identity or credential provider)", Err: err}
 	case errors.As(err, &ue):
-		return &flow.Failure{Name: flow.ErrNameUnauthorized, Message: "AgentCore did not accept the user token", Err: err}
+		return &flow.Failure{Name: contract.ErrUnauthorized, Message: "AgentCore did not accept the user token", Err: err}
 	case errors.As(err, &te):
-		return &flow.Failure{Name: flow.ErrNameThrottled, Message: "AgentCore throttled the request", Retryable: true, Err: err}
+		return &flow.Failure{Name: contract.ErrThrottled, Message: "AgentCore throttled the request", Err: err}
 	case errors.As(err, &ise):
-		return &flow.Failure{Name: flow.ErrNameAgentCoreUnavailable, Message: "AgentCore internal error", Retryable: true, Err: err}
+		return &flow.Failure{Name: contract.ErrAgentCoreUnavailable, Message: "AgentCore internal error", Err: err}
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		if ae.ErrorFault() == smithy.FaultServer {
-			return &flow.Failure{Name: flow.ErrNameAgentCoreUnavailable, Message: "AgentCore error " + ae.ErrorCode(), Retryable: true, Err: err}
+			return &flow.Failure{Name: contract.ErrAgentCoreUnavailable, Message: "AgentCore error " + ae.ErrorCode(), Err: err}
 		}
-		return &flow.Failure{Name: flow.ErrNameAccessDenied, Message: "AgentCore error " + ae.ErrorCode(), Err: err}
+		return &flow.Failure{Name: contract.ErrAccessDenied, Message: "AgentCore error " + ae.ErrorCode(), Err: err}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return &flow.Failure{Name: flow.ErrNameAgentCoreUnavailable, Message: "AgentCore call timed out", Retryable: true, Err: err}
+		return &flow.Failure{Name: contract.ErrAgentCoreUnavailable, Message: "AgentCore call timed out", Err: err}
 	}
-	return &flow.Failure{Name: flow.ErrNameAgentCoreUnavailable, Message: fmt.Sprintf("AgentCore unreachable (%T)", errors.Unwrap(err)), Retryable: true, Err: err}
+	return &flow.Failure{Name: contract.ErrAgentCoreUnavailable, Message: fmt.Sprintf("AgentCore unreachable (%T)", errors.Unwrap(err)), Err: err}
 }

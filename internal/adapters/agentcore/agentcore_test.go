@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -24,16 +25,16 @@ func TestClassify(t *testing.T) {
 		retryable bool
 	}{
 		{&types.ValidationException{Message: msg, Reason: types.ValidationExceptionReasonFieldValidationFailed,
-			FieldList: []types.ValidationExceptionField{{Name: aws.String("customState"), Message: msg}}}, flow.ErrNameValidationFailed, false},
-		{&types.AccessDeniedException{Message: msg}, flow.ErrNameAccessDenied, false},
-		{&types.ResourceNotFoundException{Message: msg}, flow.ErrNameResourceNotFound, false},
-		{&types.UnauthorizedException{Message: msg}, flow.ErrNameUnauthorized, false},
-		{&types.ThrottlingException{Message: msg}, flow.ErrNameThrottled, true},
-		{&types.InternalServerException{Message: msg}, flow.ErrNameAgentCoreUnavailable, true},
-		{&smithy.GenericAPIError{Code: "ServiceUnavailable", Message: secret, Fault: smithy.FaultServer}, flow.ErrNameAgentCoreUnavailable, true},
-		{&smithy.GenericAPIError{Code: "MissingAuthenticationTokenException", Message: secret, Fault: smithy.FaultClient}, flow.ErrNameAccessDenied, false},
-		{fmt.Errorf("dial: %w", context.DeadlineExceeded), flow.ErrNameAgentCoreUnavailable, true},
-		{errors.New("connection refused " + secret), flow.ErrNameAgentCoreUnavailable, true},
+			FieldList: []types.ValidationExceptionField{{Name: aws.String("customState"), Message: msg}}}, contract.ErrValidationFailed, false},
+		{&types.AccessDeniedException{Message: msg}, contract.ErrAccessDenied, false},
+		{&types.ResourceNotFoundException{Message: msg}, contract.ErrResourceNotFound, false},
+		{&types.UnauthorizedException{Message: msg}, contract.ErrUnauthorized, false},
+		{&types.ThrottlingException{Message: msg}, contract.ErrThrottled, true},
+		{&types.InternalServerException{Message: msg}, contract.ErrAgentCoreUnavailable, true},
+		{&smithy.GenericAPIError{Code: "ServiceUnavailable", Message: secret, Fault: smithy.FaultServer}, contract.ErrAgentCoreUnavailable, true},
+		{&smithy.GenericAPIError{Code: "MissingAuthenticationTokenException", Message: secret, Fault: smithy.FaultClient}, contract.ErrAccessDenied, false},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), contract.ErrAgentCoreUnavailable, true},
+		{errors.New("connection refused " + secret), contract.ErrAgentCoreUnavailable, true},
 	}
 	for _, tc := range cases {
 		wrapped := &smithy.OperationError{ServiceID: "Bedrock AgentCore", OperationName: "GetResourceOauth2Token", Err: tc.err}
@@ -41,8 +42,8 @@ func TestClassify(t *testing.T) {
 		if !errors.As(Classify(wrapped), &f) {
 			t.Fatalf("%T: not a Failure", tc.err)
 		}
-		if f.Name != tc.name || f.Retryable != tc.retryable {
-			t.Errorf("%T: got %s retryable=%v, want %s retryable=%v", tc.err, f.Name, f.Retryable, tc.name, tc.retryable)
+		if f.Name != tc.name || f.Retryable() != tc.retryable {
+			t.Errorf("%T: got %s retryable=%v, want %s retryable=%v", tc.err, f.Name, f.Retryable(), tc.name, tc.retryable)
 		}
 		if strings.Contains(f.Error(), secret) {
 			t.Errorf("%T: upstream message echoed: %q", tc.err, f.Error())
@@ -57,7 +58,7 @@ func TestCompleteNeedsExactlyOneIdentifier(t *testing.T) {
 	id := Identity{}
 	for _, u := range []flow.UserRef{{}, {UserID: "a", UserToken: "b.c.d"}} {
 		var f *flow.Failure
-		if err := id.CompleteResourceTokenAuth(context.Background(), "urn:ietf:params:oauth:request_uri:x", u); !errors.As(err, &f) || f.Name != flow.ErrNameValidationFailed {
+		if err := id.CompleteResourceTokenAuth(context.Background(), "urn:ietf:params:oauth:request_uri:x", u); !errors.As(err, &f) || f.Name != contract.ErrValidationFailed {
 			t.Fatalf("%+v: %v", u, err)
 		}
 	}

@@ -12,13 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
-)
-
-// Event source and detail types consentflow publishes.
-const (
-	Source                          = "consentflow"
-	DetailTypeAuthorizationRequired = "AuthorizationRequired"
 )
 
 // API is the subset of *eventbridge.Client used here.
@@ -42,8 +37,8 @@ func (n Notifier) AuthorizationRequired(ctx context.Context, ev flow.Authorizati
 		return fmt.Errorf("encode event: %w", err)
 	}
 	out, err := n.API.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
-		Source:       aws.String(Source),
-		DetailType:   aws.String(DetailTypeAuthorizationRequired),
+		Source:       aws.String(contract.EventSource),
+		DetailType:   aws.String(contract.DetailTypeAuthorizationRequired),
 		Detail:       aws.String(string(detail)),
 		EventBusName: aws.String(n.Bus),
 	}}})

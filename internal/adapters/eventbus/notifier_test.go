@@ -31,7 +31,7 @@ func TestPublishesOneEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := f.in.Entries[0]
-	if aws.ToString(e.Source) != Source || aws.ToString(e.DetailType) != DetailTypeAuthorizationRequired || aws.ToString(e.EventBusName) != "consentflow" {
+	if aws.ToString(e.Source) != "consentflow" || aws.ToString(e.DetailType) != "AuthorizationRequired" || aws.ToString(e.EventBusName) != "consentflow" {
 		t.Fatalf("%+v", e)
 	}
 	var got flow.AuthorizationRequired

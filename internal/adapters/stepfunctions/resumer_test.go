@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -54,7 +55,7 @@ func TestTaskGoneAndOtherErrors(t *testing.T) {
 		{errors.New("dial tcp: " + token), false},
 	} {
 		f := &fakeSFN{err: &smithy.OperationError{ServiceID: "SFN", OperationName: "SendTaskFailure", Err: tc.err}}
-		err := (Resumer{API: f}).Fail(context.Background(), token, flow.ErrNameExpired, "expired")
+		err := (Resumer{API: f}).Fail(context.Background(), token, contract.ErrExpired, "expired")
 		if errors.Is(err, flow.ErrTaskGone) != tc.gone {
 			t.Errorf("%T: gone=%v", tc.err, errors.Is(err, flow.ErrTaskGone))
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"html"
 	"io"
@@ -31,7 +32,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 
-	"github.com/consentflow/consentflow/internal/app"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 	"github.com/consentflow/consentflow/internal/local/emulator"
@@ -704,11 +704,11 @@ func testFlow(t *testing.T, arch string) {
 	for _, c := range []struct {
 		name, payload, want string
 	}{
-		{"no provider", `{"userId":"u"}`, flow.ErrNameInvalidInput},
-		{"unknown field", `{"nope":1}`, flow.ErrNameInvalidInput},
-		{"not JSON object", `[1,2]`, flow.ErrNameInvalidInput},
-		{"token without input", `{"taskToken":"` + taskToken + `"}`, flow.ErrNameInvalidInput},
-		{"unregistered provider", string(withField(t, sample(t, "initiate-sync.json"), "provider", unregisteredProvider)), flow.ErrNameResourceNotFound},
+		{"no provider", `{"userId":"u"}`, contract.ErrInvalidInput},
+		{"unknown field", `{"nope":1}`, contract.ErrInvalidInput},
+		{"not JSON object", `[1,2]`, contract.ErrInvalidInput},
+		{"token without input", `{"taskToken":"` + taskToken + `"}`, contract.ErrInvalidInput},
+		{"unregistered provider", string(withField(t, sample(t, "initiate-sync.json"), "provider", unregisteredProvider)), contract.ErrResourceNotFound},
 	} {
 		r := initiate.invoke(t, []byte(c.payload))
 		if r.Error == nil {
@@ -866,9 +866,9 @@ func TestMisconfigurationFailsInit(t *testing.T) {
 		naming  string
 		initErr bool
 	}{
-		{name: "no SESSIONS_TABLE", fns: []string{fnInitiate, fnCallback}, drop: []string{app.EnvSessionsTable}, naming: app.EnvSessionsTable},
-		{name: "no WORKLOAD_NAME", fns: []string{fnInitiate}, drop: []string{app.EnvWorkloadName}, naming: app.EnvWorkloadName},
-		{name: "bad BINDING_MODE", fns: []string{fnInitiate, fnCallback}, set: map[string]string{app.EnvBindingMode: "maybe"}, naming: app.EnvBindingMode},
+		{name: "no SESSIONS_TABLE", fns: []string{fnInitiate, fnCallback}, drop: []string{contract.EnvSessionsTable}, naming: contract.EnvSessionsTable},
+		{name: "no WORKLOAD_NAME", fns: []string{fnInitiate}, drop: []string{contract.EnvWorkloadName}, naming: contract.EnvWorkloadName},
+		{name: "bad BINDING_MODE", fns: []string{fnInitiate, fnCallback}, set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
 	}
 	for _, arch := range arches {
 		t.Run(arch, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/testenv/chromiumtest"
 	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"log/slog"
@@ -230,8 +231,8 @@ func TestDenyAtProvider(t *testing.T) {
 	a := f.initiate("user-deny", "repo")
 	want(t, f.consent(a, chromium.Deny), "error", "Access not granted")
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameConsentDenied {
-		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, flow.ErrNameConsentDenied)
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrConsentDenied {
+		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, contract.ErrConsentDenied)
 	}
 	if n := f.completeCalls(); n != 0 {
 		t.Fatalf("CompleteResourceTokenAuth called %d times", n)
@@ -252,8 +253,8 @@ func TestWrongCodeFiveTimes(t *testing.T) {
 	}
 	want(t, f.enterCode("ZZZZZ-ZZZZZ", 403), "error", "Too many wrong codes")
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameBindingFailed {
-		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, flow.ErrNameBindingFailed)
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrBindingFailed {
+		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, contract.ErrBindingFailed)
 	}
 	if n := f.completeCalls(); n != 0 {
 		t.Fatalf("CompleteResourceTokenAuth called %d times", n)
@@ -291,8 +292,8 @@ func TestExpiredSession(t *testing.T) {
 	f.s.Advance(11 * time.Minute) // the emulator's and the handlers' clocks
 	want(t, f.enterCode(a.event.VerificationCode, 410), "error", "This link has expired")
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameExpired {
-		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, flow.ErrNameExpired)
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrExpired {
+		t.Fatalf("task %s %s, want FAILED %s", r.Status, r.Error, contract.ErrExpired)
 	}
 	if n := f.completeCalls(); n != 0 {
 		t.Fatalf("CompleteResourceTokenAuth called %d times", n)

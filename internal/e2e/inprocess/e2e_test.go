@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"html"
 	"io"
@@ -352,7 +353,7 @@ func TestDenyAtProviderFailsTask(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, outcomeOf(body))
 	}
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameConsentDenied {
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrConsentDenied {
 		t.Fatalf("%+v", r)
 	}
 }
@@ -361,7 +362,7 @@ func TestExpiredSessionFailsTaskOnce(t *testing.T) {
 	f := start(t, "code")
 	a := f.initiate(`{"userId":"user-9","provider":"github","scopes":["repo"]}`)
 	f.consent(&a, "allow")
-	f.s.Advance(flow.SessionValidity + time.Second)
+	f.s.Advance(contract.SessionValidity + time.Second)
 	for i := 0; i < 2; i++ {
 		resp, body := f.do("POST", a.callback, url.Values{"code": {a.event.VerificationCode}}.Encode())
 		if resp.StatusCode != 410 {
@@ -369,7 +370,7 @@ func TestExpiredSessionFailsTaskOnce(t *testing.T) {
 		}
 	}
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameExpired {
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrExpired {
 		t.Fatalf("%+v", r)
 	}
 	if n := f.s.SFN.Calls()["SendTaskFailure"]; n != 1 {
@@ -391,7 +392,7 @@ func TestWrongCodeFiveTimes(t *testing.T) {
 		}
 	}
 	r := f.waitTask(a.taskToken)
-	if r.Status != sfnlocal.StatusFailed || r.Error != flow.ErrNameBindingFailed {
+	if r.Status != sfnlocal.StatusFailed || r.Error != contract.ErrBindingFailed {
 		t.Fatalf("%+v", r)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/app"
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/local/apigw"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 	"github.com/consentflow/consentflow/internal/local/emulator"
@@ -39,7 +40,6 @@ const (
 	Table        = "consentflow-sessions"
 	WorkloadName = "consentflow-local"
 	EventBus     = "consentflow"
-	CallbackPath = "/oauth2/callback"
 )
 
 // Options configure Start.
@@ -116,7 +116,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		o.Providers = []string{"github"}
 	}
 	if o.Binding == "" {
-		o.Binding = "code"
+		o.Binding = contract.BindingCode
 	}
 	s := &Stack{clock: &Clock{}, Table: o.Table}
 	if s.Table == "" {
@@ -143,7 +143,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.CallbackURL = "http://" + cbLn.Addr().String() + CallbackPath
+	s.CallbackURL = "http://" + cbLn.Addr().String() + contract.CallbackPath
 
 	providers := make([]emulator.Provider, 0, len(o.Providers))
 	for _, p := range o.Providers {
@@ -188,11 +188,11 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"AWS_ENDPOINT_URL_DYNAMODB":          s.DynamoDB.Endpoint(),
 		"AWS_ENDPOINT_URL_SFN":               s.SFNURL,
 		"AWS_ENDPOINT_URL_EVENTBRIDGE":       s.EventsURL,
-		app.EnvSessionsTable:                 s.Table,
-		app.EnvWorkloadName:                  WorkloadName,
-		app.EnvReturnURL:                     s.CallbackURL,
-		app.EnvEventBusName:                  EventBus,
-		app.EnvBindingMode:                   o.Binding,
+		contract.EnvSessionsTable:            s.Table,
+		contract.EnvWorkloadName:             WorkloadName,
+		contract.EnvReturnURL:                s.CallbackURL,
+		contract.EnvEventBusName:             EventBus,
+		contract.EnvBindingMode:              o.Binding,
 		"AWS_LAMBDA_LOG_FORMAT":              "JSON",
 	}
 	get := func(k string) string { return s.Env[k] }
@@ -207,8 +207,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	gw, err := apigw.New(apigw.Config{
 		Routes: []apigw.Route{
-			{Key: "GET " + CallbackPath, Handler: apigw.Handler(callback)},
-			{Key: "POST " + CallbackPath, Handler: apigw.Handler(callback)},
+			{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(callback)},
+			{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(callback)},
 		},
 		Region: Region,
 	})
