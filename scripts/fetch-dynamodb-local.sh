@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # fetch-dynamodb-local.sh: obtain DynamoDB Local (the AWS emulator, 1.25.1) as
-# shipped inside the npm tarball amplify-dynamodb-simulator@2.9.30
-# (FIELD-NOTES §4). No `npm install`: the tarball is packed and untarred.
+# shipped inside the npm tarball amplify-dynamodb-simulator@2.9.30 (the npm
+# registry is reachable where AWS's own download site may not be). No
+# `npm install`: the tarball is packed and untarred.
 #
 # Usage: scripts/fetch-dynamodb-local.sh [CACHE_DIR]
 #   CACHE_DIR defaults to $CONSENTFLOW_CACHE, else <repo root>/.cache.

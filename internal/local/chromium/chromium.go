@@ -2,8 +2,8 @@
 // through the consent flow's pages, for the local demo (cmd/consentflow-demo
 // --auto) and the browser end-to-end tests (internal/e2e/browser).
 //
-// Chromium is started with chromedp.NewExecAllocator and the flags of
-// FIELD-NOTES §4 (--headless --no-sandbox --disable-gpu
+// Chromium is started with chromedp.NewExecAllocator and the flags that keep
+// it quiet on a machine without internet (--headless --no-sandbox --disable-gpu
 // --disable-background-networking --disable-component-update --no-first-run)
 // and a fresh user-data-dir in a temporary directory. It talks to Go over a
 // pipe (--remote-debugging-pipe), so it opens no debugging port.
@@ -67,11 +67,12 @@ const DefaultActionTimeout = 20 * time.Second
 // StartTimeout bounds how long Start waits for the browser to answer.
 const StartTimeout = 60 * time.Second
 
-// Flags are the Chromium command-line flags of FIELD-NOTES §4, plus a few
-// that keep a headless run quiet and deterministic.
+// Flags are the Chromium command-line flags for a headless run as root on a
+// machine without internet (without the background-networking flags Chromium
+// keeps trying to reach Google's hosts), plus a few that keep a headless run
+// quiet and deterministic.
 func Flags() []chromedp.ExecAllocatorOption {
 	return []chromedp.ExecAllocatorOption{
-		// FIELD-NOTES §4.
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),

@@ -11,9 +11,10 @@ import (
 )
 
 // This file is the hand-written constraint table taken from the AWS service model
-// (shared/reference/bedrock-agentcore-identity.model.json, apiVersion 2024-02-28) for the
+// of AgentCore Identity's data plane (bedrock-agentcore, apiVersion 2024-02-28) for the
 // six AgentCore Identity operations, and a small validator driven by it.
-// constraints_test.go cross-checks the table against the model file when it is present.
+// constraints_test.go cross-checks the table against the model file named by
+// $AGENTCORE_IDENTITY_MODEL (CI sets it).
 
 // shapeKind is the Smithy type of a shape.
 type shapeKind int

@@ -3,28 +3,16 @@ package emulator
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"testing"
 )
 
-// modelPath finds shared/reference/bedrock-agentcore-identity.model.json from the package
-// directory (the repo sits next to shared/ in the workspace).
-func modelPath() string {
-	if p := os.Getenv("AGENTCORE_IDENTITY_MODEL"); p != "" {
-		return p
-	}
-	dir, _ := os.Getwd()
-	for i := 0; i < 6; i++ {
-		p := filepath.Join(dir, "shared", "reference", "bedrock-agentcore-identity.model.json")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
-}
+// EnvModel names the AWS service model of AgentCore Identity's data plane
+// (bedrock-agentcore-identity.model.json, Smithy JSON AST, apiVersion
+// 2024-02-28) that the constraint table is cross-checked against. The model
+// is not part of this repository; CI sets the variable.
+const EnvModel = "AGENTCORE_IDENTITY_MODEL"
 
 type modelShape struct {
 	Type     string   `json:"type"`
@@ -52,9 +40,9 @@ type modelShape struct {
 // TestConstraintTableMatchesModel cross-checks the hand-written table against the AWS
 // model file; it is skipped when the file is not there.
 func TestConstraintTableMatchesModel(t *testing.T) {
-	p := modelPath()
+	p := os.Getenv(EnvModel)
 	if p == "" {
-		t.Skip("bedrock-agentcore-identity.model.json not found (set AGENTCORE_IDENTITY_MODEL)")
+		t.Skipf("%s is not set: to cross-check the constraint table, run with %s=/path/to/bedrock-agentcore-identity.model.json (the AWS service model, as in the aws-sdk-go-v2 or api-models-aws repositories)", EnvModel, EnvModel)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
