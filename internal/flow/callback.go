@@ -108,8 +108,10 @@ var (
 	maxParamLen = 4096
 )
 
-// normalizeSessionID accepts the sessionUri once or twice percent-encoded
-// (FIELD-NOTES §1.4) and checks it against the model's pattern.
+// normalizeSessionID accepts the sessionUri percent-encoded once or twice
+// (whether AgentCore encodes session_id once or twice in the redirect is
+// not established, so both are accepted) and checks it against the
+// model's RequestUri pattern.
 func normalizeSessionID(v string) (string, bool) {
 	if len(v) > 3*maxRequestURI {
 		return "", false

@@ -20,8 +20,8 @@ const (
 	FlowM2M            = "M2M"
 )
 
-// Limits from the AgentCore Identity model (reference/bedrock-agentcore-identity.model.json)
-// plus bounds of our own where the model sets none (list and map sizes), so
+// Limits of the AgentCore Identity API model (the shape each constant comes
+// from is named beside it) plus bounds of our own where the model sets none (list and map sizes), so
 // a session record always fits a DynamoDB item.
 const (
 	maxUserID        = 128    // UserIdType
