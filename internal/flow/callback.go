@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -102,11 +101,8 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 	return &Callback{cfg: cfg, d: d}, nil
 }
 
-var (
-	reState     = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-	reOAuthErr  = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$`)
-	maxParamLen = 4096
-)
+// maxParamLen bounds a callback parameter (the model's customState limit).
+const maxParamLen = 4096
 
 // normalizeSessionID accepts the sessionUri percent-encoded once or twice
 // (whether AgentCore encodes session_id once or twice in the redirect is
@@ -139,7 +135,7 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 		log.WarnContext(ctx, "callback with a malformed session_id")
 		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
 	}
-	if len(p.State) > maxParamLen || !reState.MatchString(p.State) {
+	if len(p.State) > maxParamLen || !isStateToken(p.State) {
 		log.WarnContext(ctx, "callback with a malformed state")
 		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
 	}
@@ -369,7 +365,7 @@ func (c *Callback) lostClaim(ctx context.Context, log *slog.Logger, s, cur *Sess
 func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 	log := c.d.Log
 	code := p.Error
-	if !reOAuthErr.MatchString(code) {
+	if !isOAuthErrorCode(code) {
 		code = "invalid"
 	}
 	if p.SessionID == "" || p.State == "" {
