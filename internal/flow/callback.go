@@ -181,41 +181,78 @@ func (c *Callback) View(ctx context.Context, p CallbackParams) *Outcome {
 	return out
 }
 
-// Confirm answers POST: binding check, claim, CompleteResourceTokenAuth,
-// resume the workflow.
+// Confirm answers POST: it verifies that this browser may complete the
+// session, then completes it.
 func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	s, log, o := c.lookup(ctx, p)
 	if o != nil {
 		return o
 	}
-	if o := c.settled(ctx, log, s); o != nil {
+	user, o := c.verify(ctx, log, s, p)
+	if o != nil {
 		return o
+	}
+	return c.complete(ctx, log, s, p, user)
+}
+
+// verify checks, in this order, that the session still waits for the
+// user, that no completion is running, that the browser's user is the one
+// who started the flow, and the binding proof (the verification code). It
+// returns whom to complete the session for, or the outcome that ends the
+// request.
+func (c *Callback) verify(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) (UserRef, *Outcome) {
+	if o := c.settled(ctx, log, s); o != nil {
+		return UserRef{}, o
 	}
 	if s.Status == StatusCompleting && c.claimLive(s) {
 		// Answer before looking at the code (a concurrent completion must
 		// not turn this request into an oracle for it): wait for the
 		// winner like a request that lost the claim.
-		return c.lostClaim(ctx, log, s, s, ErrConflict)
+		return UserRef{}, c.lostClaim(ctx, log, s, s, ErrConflict)
 	}
-	binding := s.Binding
-	if binding != c.cfg.Binding {
-		// The stronger rule wins: a deployment switched from none to code
-		// does not let its pending none-sessions complete without proof.
-		log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
-		if c.cfg.Binding == BindingCode {
-			binding = BindingCode
-		}
+	binding := c.bindingFor(ctx, log, s)
+	user, o := c.verifyUser(ctx, log, s, p)
+	if o != nil {
+		return UserRef{}, o
 	}
-	user := UserRef{UserID: s.UserID}
-	if s.UserTokenHash != "" {
-		if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
-			log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
-			out := c.base(s, KindWrongUser)
-			out.UserID = "" // never reveal whom the flow was for to another user
-			return out
-		}
-		user = UserRef{UserToken: p.UserToken}
+	if o := c.verifyBinding(ctx, log, s, p, binding); o != nil {
+		return UserRef{}, o
 	}
+	return user, nil
+}
+
+// bindingFor is the binding mode s must prove. The stronger rule wins: a
+// deployment switched from none to code does not let its pending
+// none-sessions complete without proof.
+func (c *Callback) bindingFor(ctx context.Context, log *slog.Logger, s *Session) BindingMode {
+	if s.Binding == c.cfg.Binding {
+		return s.Binding
+	}
+	log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
+	if c.cfg.Binding == BindingCode {
+		return BindingCode
+	}
+	return s.Binding
+}
+
+// verifyUser checks that a flow started with a user JWT is confirmed by a
+// browser signed in as that user, and returns whom to complete for.
+func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) (UserRef, *Outcome) {
+	if s.UserTokenHash == "" {
+		return UserRef{UserID: s.UserID}, nil
+	}
+	if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
+		log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
+		out := c.base(s, KindWrongUser)
+		out.UserID = "" // never reveal whom the flow was for to another user
+		return UserRef{}, out
+	}
+	return UserRef{UserToken: p.UserToken}, nil
+}
+
+// verifyBinding checks the proof the binding mode asks for; a wrong code
+// counts as a failed attempt.
+func (c *Callback) verifyBinding(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, binding BindingMode) *Outcome {
 	switch binding {
 	case BindingCode:
 		if !equalHash(codeHash(s.SessionURI, p.Code), s.CodeHash) || s.CodeHash == "" {
@@ -227,37 +264,61 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 		log.ErrorContext(ctx, "session has an unknown binding mode")
 		return c.base(s, KindFailed)
 	}
+	return nil
+}
 
+// complete claims the session, completes it at AgentCore for user and
+// records the result: completed (and the workflow resumed), released for a
+// retry after a transient failure, or failed.
+func (c *Callback) complete(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, user UserRef) *Outcome {
 	claimed, err := c.d.Store.Claim(ctx, s.SessionURI, c.d.Clock())
 	if err != nil {
 		return c.lostClaim(ctx, log, s, claimed, err)
 	}
 	log.InfoContext(ctx, "session claimed; completing at AgentCore")
-	// Bound the AgentCore call (SDK retries included) so the writes that
-	// follow still have time inside the function's own deadline, and do
-	// those writes even if the request context ends meanwhile.
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
-	err = c.d.Identity.CompleteResourceTokenAuth(cctx, s.SessionURI, user)
-	cancel()
-	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	err = c.completeAtAgentCore(ctx, s, user)
+	// Record the result even if the request context ended meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	if err != nil {
-		f := AsFailure(err, contract.ErrAgentCoreUnavailable)
-		if f.Retryable() {
-			log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
-			if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
-				log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
-			}
-			out := c.base(s, KindTryAgain)
-			out.SessionURI, out.State = s.SessionURI, p.State
-			return out
+		return c.notCompleted(ctx, log, s, p, err)
+	}
+	return c.completed(ctx, log, s)
+}
+
+// completeAtAgentCore calls CompleteResourceTokenAuth, bounded (SDK retries
+// included) so the writes that follow still have time inside the function's
+// own deadline.
+func (c *Callback) completeAtAgentCore(ctx context.Context, s *Session, user UserRef) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
+	defer cancel()
+	return c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user)
+}
+
+// notCompleted settles a claimed session AgentCore did not complete: a
+// transient failure releases it so the user may retry, any other fails it
+// and the waiting task.
+func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, err error) *Outcome {
+	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
+	if f.Retryable() {
+		log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
+		if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
+			log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
 		}
-		log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
-		c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
-		out := c.base(s, KindFailed)
-		out.Detail = "AgentCore Identity did not accept the authorization."
+		out := c.base(s, KindTryAgain)
+		out.SessionURI, out.State = s.SessionURI, p.State
 		return out
 	}
+	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
+	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
+	out := c.base(s, KindFailed)
+	out.Detail = "AgentCore Identity did not accept the authorization."
+	return out
+}
+
+// completed records a completion AgentCore accepted and resumes the
+// waiting workflow.
+func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
 	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
 		// The vault has the token; a stale record only costs a replay page.
 		log.ErrorContext(ctx, "could not mark the session completed", "error", safeErr(err))
