@@ -51,8 +51,30 @@ type Outcome struct {
 	WorkflowResumed  bool
 	ExpiresAt        time.Time
 	NeedsUserSession bool
-	Detail           string // a safe, fixed reason phrase
+	// Reason refines Kind where the page can say more about the cause.
+	Reason Reason
+	// Detail is page wording: the HTTP layer (internal/web) sets it from
+	// Reason; the domain never does.
+	Detail string
 }
+
+// Reason is why an outcome happened, where a page can tell more than its
+// Kind does. The HTTP layer words it; ReasonNone leaves the Kind's words.
+type Reason int
+
+const (
+	ReasonNone Reason = iota
+	// ReasonIncompleteLink: the callback lacks session_id or state.
+	ReasonIncompleteLink
+	// ReasonMalformedLink: session_id or state does not have its shape.
+	ReasonMalformedLink
+	// ReasonCompletionRefused: AgentCore Identity refused to complete the
+	// authorization (a non-retryable CompleteResourceTokenAuth error).
+	ReasonCompletionRefused
+	// ReasonProviderError: the provider redirected with an OAuth error
+	// other than access_denied.
+	ReasonProviderError
+)
 
 // CallbackParams are the query (GET) or form (POST) parameters.
 type CallbackParams struct {
@@ -128,16 +150,16 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 	log := c.d.Log
 	if p.SessionID == "" || p.State == "" {
 		log.WarnContext(ctx, "callback without session_id or state")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is incomplete."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonIncompleteLink}
 	}
 	uri, ok := normalizeSessionID(p.SessionID)
 	if !ok {
 		log.WarnContext(ctx, "callback with a malformed session_id")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
 	if len(p.State) > maxParamLen || !isStateToken(p.State) {
 		log.WarnContext(ctx, "callback with a malformed state")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
 	s, err := c.d.Store.Get(ctx, uri)
 	if errors.Is(err, ErrNotFound) {
@@ -312,7 +334,7 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
 	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
 	out := c.base(s, KindFailed)
-	out.Detail = "AgentCore Identity did not accept the authorization."
+	out.Reason = ReasonCompletionRefused
 	return out
 }
 
@@ -460,7 +482,7 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 		return c.base(s, KindDenied)
 	}
 	out := c.base(s, KindFailed)
-	out.Detail = "The provider reported an error."
+	out.Reason = ReasonProviderError
 	return out
 }
 
