@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -52,8 +51,30 @@ type Outcome struct {
 	WorkflowResumed  bool
 	ExpiresAt        time.Time
 	NeedsUserSession bool
-	Detail           string // a safe, fixed reason phrase
+	// Reason refines Kind where the page can say more about the cause.
+	Reason Reason
+	// Detail is page wording: the HTTP layer (internal/web) sets it from
+	// Reason; the domain never does.
+	Detail string
 }
+
+// Reason is why an outcome happened, where a page can tell more than its
+// Kind does. The HTTP layer words it; ReasonNone leaves the Kind's words.
+type Reason int
+
+const (
+	ReasonNone Reason = iota
+	// ReasonIncompleteLink: the callback lacks session_id or state.
+	ReasonIncompleteLink
+	// ReasonMalformedLink: session_id or state does not have its shape.
+	ReasonMalformedLink
+	// ReasonCompletionRefused: AgentCore Identity refused to complete the
+	// authorization (a non-retryable CompleteResourceTokenAuth error).
+	ReasonCompletionRefused
+	// ReasonProviderError: the provider redirected with an OAuth error
+	// other than access_denied.
+	ReasonProviderError
+)
 
 // CallbackParams are the query (GET) or form (POST) parameters.
 type CallbackParams struct {
@@ -102,14 +123,13 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 	return &Callback{cfg: cfg, d: d}, nil
 }
 
-var (
-	reState     = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-	reOAuthErr  = regexp.MustCompile(`^[\x20-\x21\x23-\x5B\x5D-\x7E]{1,64}$`)
-	maxParamLen = 4096
-)
+// maxParamLen bounds a callback parameter (the model's customState limit).
+const maxParamLen = 4096
 
-// normalizeSessionID accepts the sessionUri once or twice percent-encoded
-// (FIELD-NOTES §1.4) and checks it against the model's pattern.
+// normalizeSessionID accepts the sessionUri percent-encoded once or twice
+// (whether AgentCore encodes session_id once or twice in the redirect is
+// not established, so both are accepted) and checks it against the
+// model's RequestUri pattern.
 func normalizeSessionID(v string) (string, bool) {
 	if len(v) > 3*maxRequestURI {
 		return "", false
@@ -130,16 +150,16 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 	log := c.d.Log
 	if p.SessionID == "" || p.State == "" {
 		log.WarnContext(ctx, "callback without session_id or state")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is incomplete."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonIncompleteLink}
 	}
 	uri, ok := normalizeSessionID(p.SessionID)
 	if !ok {
 		log.WarnContext(ctx, "callback with a malformed session_id")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
-	if len(p.State) > maxParamLen || !reState.MatchString(p.State) {
+	if len(p.State) > maxParamLen || !isStateToken(p.State) {
 		log.WarnContext(ctx, "callback with a malformed state")
-		return nil, log, &Outcome{Kind: KindBadRequest, Detail: "The link is malformed."}
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
 	s, err := c.d.Store.Get(ctx, uri)
 	if errors.Is(err, ErrNotFound) {
@@ -183,41 +203,78 @@ func (c *Callback) View(ctx context.Context, p CallbackParams) *Outcome {
 	return out
 }
 
-// Confirm answers POST: binding check, claim, CompleteResourceTokenAuth,
-// resume the workflow.
+// Confirm answers POST: it verifies that this browser may complete the
+// session, then completes it.
 func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	s, log, o := c.lookup(ctx, p)
 	if o != nil {
 		return o
 	}
-	if o := c.settled(ctx, log, s); o != nil {
+	user, o := c.verify(ctx, log, s, p)
+	if o != nil {
 		return o
+	}
+	return c.complete(ctx, log, s, p, user)
+}
+
+// verify checks, in this order, that the session still waits for the
+// user, that no completion is running, that the browser's user is the one
+// who started the flow, and the binding proof (the verification code). It
+// returns whom to complete the session for, or the outcome that ends the
+// request.
+func (c *Callback) verify(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) (UserRef, *Outcome) {
+	if o := c.settled(ctx, log, s); o != nil {
+		return UserRef{}, o
 	}
 	if s.Status == StatusCompleting && c.claimLive(s) {
 		// Answer before looking at the code (a concurrent completion must
 		// not turn this request into an oracle for it): wait for the
 		// winner like a request that lost the claim.
-		return c.lostClaim(ctx, log, s, s, ErrConflict)
+		return UserRef{}, c.lostClaim(ctx, log, s, s, ErrConflict)
 	}
-	binding := s.Binding
-	if binding != c.cfg.Binding {
-		// The stronger rule wins: a deployment switched from none to code
-		// does not let its pending none-sessions complete without proof.
-		log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
-		if c.cfg.Binding == BindingCode {
-			binding = BindingCode
-		}
+	binding := c.bindingFor(ctx, log, s)
+	user, o := c.verifyUser(ctx, log, s, p)
+	if o != nil {
+		return UserRef{}, o
 	}
-	user := UserRef{UserID: s.UserID}
-	if s.UserTokenHash != "" {
-		if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
-			log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
-			out := c.base(s, KindWrongUser)
-			out.UserID = "" // never reveal whom the flow was for to another user
-			return out
-		}
-		user = UserRef{UserToken: p.UserToken}
+	if o := c.verifyBinding(ctx, log, s, p, binding); o != nil {
+		return UserRef{}, o
 	}
+	return user, nil
+}
+
+// bindingFor is the binding mode s must prove. The stronger rule wins: a
+// deployment switched from none to code does not let its pending
+// none-sessions complete without proof.
+func (c *Callback) bindingFor(ctx context.Context, log *slog.Logger, s *Session) BindingMode {
+	if s.Binding == c.cfg.Binding {
+		return s.Binding
+	}
+	log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
+	if c.cfg.Binding == BindingCode {
+		return BindingCode
+	}
+	return s.Binding
+}
+
+// verifyUser checks that a flow started with a user JWT is confirmed by a
+// browser signed in as that user, and returns whom to complete for.
+func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) (UserRef, *Outcome) {
+	if s.UserTokenHash == "" {
+		return UserRef{UserID: s.UserID}, nil
+	}
+	if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
+		log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
+		out := c.base(s, KindWrongUser)
+		out.UserID = "" // never reveal whom the flow was for to another user
+		return UserRef{}, out
+	}
+	return UserRef{UserToken: p.UserToken}, nil
+}
+
+// verifyBinding checks the proof the binding mode asks for; a wrong code
+// counts as a failed attempt.
+func (c *Callback) verifyBinding(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, binding BindingMode) *Outcome {
 	switch binding {
 	case BindingCode:
 		if !equalHash(codeHash(s.SessionURI, p.Code), s.CodeHash) || s.CodeHash == "" {
@@ -229,37 +286,61 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 		log.ErrorContext(ctx, "session has an unknown binding mode")
 		return c.base(s, KindFailed)
 	}
+	return nil
+}
 
+// complete claims the session, completes it at AgentCore for user and
+// records the result: completed (and the workflow resumed), released for a
+// retry after a transient failure, or failed.
+func (c *Callback) complete(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, user UserRef) *Outcome {
 	claimed, err := c.d.Store.Claim(ctx, s.SessionURI, c.d.Clock())
 	if err != nil {
 		return c.lostClaim(ctx, log, s, claimed, err)
 	}
 	log.InfoContext(ctx, "session claimed; completing at AgentCore")
-	// Bound the AgentCore call (SDK retries included) so the writes that
-	// follow still have time inside the function's own deadline, and do
-	// those writes even if the request context ends meanwhile.
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
-	err = c.d.Identity.CompleteResourceTokenAuth(cctx, s.SessionURI, user)
-	cancel()
-	ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	err = c.completeAtAgentCore(ctx, s, user)
+	// Record the result even if the request context ended meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	if err != nil {
-		f := AsFailure(err, contract.ErrAgentCoreUnavailable)
-		if f.Retryable() {
-			log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
-			if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
-				log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
-			}
-			out := c.base(s, KindTryAgain)
-			out.SessionURI, out.State = s.SessionURI, p.State
-			return out
+		return c.notCompleted(ctx, log, s, p, err)
+	}
+	return c.completed(ctx, log, s)
+}
+
+// completeAtAgentCore calls CompleteResourceTokenAuth, bounded (SDK retries
+// included) so the writes that follow still have time inside the function's
+// own deadline.
+func (c *Callback) completeAtAgentCore(ctx context.Context, s *Session, user UserRef) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
+	defer cancel()
+	return c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user)
+}
+
+// notCompleted settles a claimed session AgentCore did not complete: a
+// transient failure releases it so the user may retry, any other fails it
+// and the waiting task.
+func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, err error) *Outcome {
+	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
+	if f.Retryable() {
+		log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
+		if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
+			log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
 		}
-		log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
-		c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
-		out := c.base(s, KindFailed)
-		out.Detail = "AgentCore Identity did not accept the authorization."
+		out := c.base(s, KindTryAgain)
+		out.SessionURI, out.State = s.SessionURI, p.State
 		return out
 	}
+	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
+	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
+	out := c.base(s, KindFailed)
+	out.Reason = ReasonCompletionRefused
+	return out
+}
+
+// completed records a completion AgentCore accepted and resumes the
+// waiting workflow.
+func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
 	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
 		// The vault has the token; a stale record only costs a replay page.
 		log.ErrorContext(ctx, "could not mark the session completed", "error", safeErr(err))
@@ -367,7 +448,7 @@ func (c *Callback) lostClaim(ctx context.Context, log *slog.Logger, s, cur *Sess
 func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 	log := c.d.Log
 	code := p.Error
-	if !reOAuthErr.MatchString(code) {
+	if !isOAuthErrorCode(code) {
 		code = "invalid"
 	}
 	if p.SessionID == "" || p.State == "" {
@@ -401,7 +482,7 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 		return c.base(s, KindDenied)
 	}
 	out := c.base(s, KindFailed)
-	out.Detail = "The provider reported an error."
+	out.Reason = ReasonProviderError
 	return out
 }
 

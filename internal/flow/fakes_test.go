@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
 // memStore is an in-memory SessionStore for fault-injection tests of the
-// domain. The DynamoDB store is tested against DynamoDB Local in
-// internal/state; both follow the contract in ports.go.
+// domain. It takes its rules from package flow, as the DynamoDB store in
+// internal/state does; the conformance suite (internal/testenv/storetest)
+// runs against both.
 type memStore struct {
 	mu       sync.Mutex
 	now      func() time.Time
@@ -35,10 +37,9 @@ func (m *memStore) injected() error {
 	return err
 }
 
+// view is the copy of a stored record a caller gets: as seen now.
 func (m *memStore) view(s flow.Session) *flow.Session {
-	if (s.Status == flow.StatusPending || s.Status == flow.StatusCompleting) && s.ExpiredAt(m.now()) {
-		s.Status = flow.StatusExpired
-	}
+	s.Status = s.StatusAt(m.now())
 	s.Scopes = slices.Clone(s.Scopes)
 	return &s
 }
@@ -49,19 +50,37 @@ func (m *memStore) Create(_ context.Context, s *flow.Session) (*flow.Session, er
 	if err := m.injected(); err != nil {
 		return nil, err
 	}
-	if s.TaskToken != "" {
-		if uri, ok := m.tasks[s.TaskToken]; ok {
+	if s == nil || s.SessionURI == "" {
+		return nil, errors.New("memStore: create: empty sessionUri")
+	}
+	rec := *s
+	rec.Scopes = slices.Clone(s.Scopes)
+	switch rec.Status {
+	case "":
+		rec.Status = flow.StatusPending
+	case flow.StatusPending:
+	default:
+		return nil, errors.New("memStore: create: status must be PENDING")
+	}
+	if rec.CreatedAt.IsZero() {
+		rec.CreatedAt = m.now()
+	}
+	if rec.ExpiresAt.IsZero() {
+		rec.ExpiresAt = rec.CreatedAt.Add(contract.SessionValidity)
+	}
+	if rec.TaskToken != "" {
+		if uri, ok := m.tasks[rec.TaskToken]; ok {
 			return m.view(m.sessions[uri]), flow.ErrTaskExists
 		}
 	}
-	if old, ok := m.sessions[s.SessionURI]; ok {
+	if old, ok := m.sessions[rec.SessionURI]; ok {
 		return m.view(old), flow.ErrConflict
 	}
-	m.sessions[s.SessionURI] = *s
-	if s.TaskToken != "" {
-		m.tasks[s.TaskToken] = s.SessionURI
+	m.sessions[rec.SessionURI] = rec
+	if rec.TaskToken != "" {
+		m.tasks[rec.TaskToken] = rec.SessionURI
 	}
-	return nil, nil
+	return m.view(rec), nil
 }
 
 func (m *memStore) Get(_ context.Context, uri string) (*flow.Session, error) {
@@ -87,6 +106,8 @@ func (m *memStore) GetByTaskToken(ctx context.Context, tt string) (*flow.Session
 	return m.Get(ctx, uri)
 }
 
+// update applies f to the stored record atomically; f reports whether the
+// change is allowed (else the record stays and ErrConflict is returned).
 func (m *memStore) update(uri string, f func(s *flow.Session) bool) (*flow.Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -106,24 +127,32 @@ func (m *memStore) update(uri string, f func(s *flow.Session) bool) (*flow.Sessi
 
 func (m *memStore) Claim(_ context.Context, uri string, now time.Time) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
-		if s.ExpiredAt(now) {
+		if !s.ClaimableAt(now) {
 			return false
 		}
-		if s.Status == flow.StatusPending || s.Status == flow.StatusCompleting && now.Sub(s.ClaimedAt) > flow.ClaimLease {
-			s.Status, s.ClaimedAt = flow.StatusCompleting, now
-			return true
-		}
-		return false
+		s.Status, s.ClaimedAt = flow.StatusCompleting, now
+		return true
 	})
 }
 
 func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status, to flow.Status, reason string) (*flow.Session, error) {
+	if len(from) == 0 {
+		return nil, flow.ErrIllegalTransition
+	}
+	for _, f := range from {
+		if !f.CanBecome(to) {
+			return nil, flow.ErrIllegalTransition
+		}
+	}
 	return m.update(uri, func(s *flow.Session) bool {
 		if !slices.Contains(from, s.Status) {
 			return false
 		}
-		if to == flow.StatusPending {
-			s.ClaimedAt = time.Time{} // as the DynamoDB store does
+		switch to {
+		case flow.StatusCompleting:
+			s.ClaimedAt = m.now()
+		case flow.StatusPending:
+			s.ClaimedAt = time.Time{}
 		}
 		s.Status, s.FailureReason = to, reason
 		return true
@@ -132,11 +161,11 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 
 func (m *memStore) RecordFailedAttempt(_ context.Context, uri string, max int, reason string) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
-		if s.Status != flow.StatusPending || s.ExpiredAt(m.now()) {
+		if s.StatusAt(m.now()) != flow.StatusPending {
 			return false
 		}
 		s.Attempts++
-		if s.Attempts >= max {
+		if flow.AttemptsExhausted(s.Attempts, max) {
 			s.Status, s.FailureReason = flow.StatusFailed, reason
 		}
 		return true
@@ -144,6 +173,9 @@ func (m *memStore) RecordFailedAttempt(_ context.Context, uri string, max int, r
 }
 
 func (m *memStore) MarkNotified(_ context.Context, uri, codeHash string, now time.Time) (*flow.Session, error) {
+	if now.IsZero() {
+		now = m.now()
+	}
 	return m.update(uri, func(s *flow.Session) bool {
 		if !s.NotifiedAt.IsZero() {
 			return false

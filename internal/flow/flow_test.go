@@ -358,23 +358,24 @@ func TestCallbackBadInput(t *testing.T) {
 	p, code := started(t, e)
 	other := "urn:ietf:params:oauth:request_uri:unknown"
 	cases := map[string]struct {
-		p    flow.CallbackParams
-		want flow.Kind
+		p      flow.CallbackParams
+		want   flow.Kind
+		reason flow.Reason
 	}{
-		"missing session_id": {flow.CallbackParams{State: p.State, Code: code}, flow.KindBadRequest},
-		"missing state":      {flow.CallbackParams{SessionID: p.SessionID, Code: code}, flow.KindBadRequest},
-		"garbled session_id": {flow.CallbackParams{SessionID: "urn:evil:<script>", State: p.State, Code: code}, flow.KindBadRequest},
-		"overlong session":   {flow.CallbackParams{SessionID: "urn:ietf:params:oauth:request_uri:" + strings.Repeat("a", 1000), State: p.State, Code: code}, flow.KindBadRequest},
-		"garbled state":      {flow.CallbackParams{SessionID: p.SessionID, State: "a b", Code: code}, flow.KindBadRequest},
-		"overlong state":     {flow.CallbackParams{SessionID: p.SessionID, State: strings.Repeat("a", 5000), Code: code}, flow.KindBadRequest},
-		"wrong state":        {flow.CallbackParams{SessionID: p.SessionID, State: strings.Repeat("A", 43), Code: code}, flow.KindStateMismatch},
-		"unknown session":    {flow.CallbackParams{SessionID: other, State: p.State, Code: code}, flow.KindUnknownSession},
+		"missing session_id": {flow.CallbackParams{State: p.State, Code: code}, flow.KindBadRequest, flow.ReasonIncompleteLink},
+		"missing state":      {flow.CallbackParams{SessionID: p.SessionID, Code: code}, flow.KindBadRequest, flow.ReasonIncompleteLink},
+		"garbled session_id": {flow.CallbackParams{SessionID: "urn:evil:<script>", State: p.State, Code: code}, flow.KindBadRequest, flow.ReasonMalformedLink},
+		"overlong session":   {flow.CallbackParams{SessionID: "urn:ietf:params:oauth:request_uri:" + strings.Repeat("a", 1000), State: p.State, Code: code}, flow.KindBadRequest, flow.ReasonMalformedLink},
+		"garbled state":      {flow.CallbackParams{SessionID: p.SessionID, State: "a b", Code: code}, flow.KindBadRequest, flow.ReasonMalformedLink},
+		"overlong state":     {flow.CallbackParams{SessionID: p.SessionID, State: strings.Repeat("a", 5000), Code: code}, flow.KindBadRequest, flow.ReasonMalformedLink},
+		"wrong state":        {flow.CallbackParams{SessionID: p.SessionID, State: strings.Repeat("A", 43), Code: code}, flow.KindStateMismatch, flow.ReasonNone},
+		"unknown session":    {flow.CallbackParams{SessionID: other, State: p.State, Code: code}, flow.KindUnknownSession, flow.ReasonNone},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			for _, f := range []func(context.Context, flow.CallbackParams) *flow.Outcome{e.cb.View, e.cb.Confirm} {
-				if o := f(context.Background(), tc.p); o.Kind != tc.want {
-					t.Fatalf("outcome %v, want %v", o.Kind, tc.want)
+				if o := f(context.Background(), tc.p); o.Kind != tc.want || o.Reason != tc.reason || o.Detail != "" {
+					t.Fatalf("outcome %v (reason %v, detail %q), want %v (reason %v, no detail)", o.Kind, o.Reason, o.Detail, tc.want, tc.reason)
 				}
 			}
 		})
@@ -492,8 +493,8 @@ func TestCallbackTerminalCompleteFailureFailsTask(t *testing.T) {
 	e.id.completeFn = func(int) error {
 		return &flow.Failure{Name: contract.ErrAccessDenied, Message: "AgentCore denied access"}
 	}
-	if o := e.cb.Confirm(context.Background(), p); o.Kind != flow.KindFailed {
-		t.Fatalf("%v", o.Kind)
+	if o := e.cb.Confirm(context.Background(), p); o.Kind != flow.KindFailed || o.Reason != flow.ReasonCompletionRefused {
+		t.Fatalf("%v (reason %v)", o.Kind, o.Reason)
 	}
 	rs := e.resumer.all()
 	if len(rs) != 1 || rs[0].Error != contract.ErrAccessDenied {
@@ -517,6 +518,16 @@ func TestCallbackDenied(t *testing.T) {
 	rs := e.resumer.all()
 	if len(rs) != 1 || rs[0].Error != contract.ErrConsentDenied {
 		t.Fatalf("%+v", rs)
+	}
+	// Any other OAuth error: failed, the provider's error as the reason.
+	e3 := newEnv(t, flow.BindingCode)
+	p3, _ := started(t, e3)
+	p3.Error = "server_error"
+	if o := e3.cb.View(context.Background(), p3); o.Kind != flow.KindFailed || o.Reason != flow.ReasonProviderError {
+		t.Fatalf("server_error: %v (reason %v)", o.Kind, o.Reason)
+	}
+	if rs := e3.resumer.all(); len(rs) != 1 || rs[0].Error != contract.ErrAuthorizationFailed {
+		t.Fatalf("server_error: %+v", rs)
 	}
 	// An error with a forged state changes nothing.
 	e2 := newEnv(t, flow.BindingCode)

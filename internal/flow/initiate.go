@@ -80,25 +80,55 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	in := req.Input
 	log := x.d.Log.With("provider", in.Provider, "flow", in.Flow, "callbackPattern", req.TaskToken != "")
 
-	if req.TaskToken != "" {
-		existing, err := x.d.Store.GetByTaskToken(ctx, req.TaskToken)
-		switch {
-		case err == nil:
-			log.InfoContext(ctx, "retried invocation: reusing the session of this task", "correlationId", existing.CorrelationID)
-			return x.announce(ctx, log, existing, "")
-		case !errors.Is(err, ErrNotFound):
-			return nil, storeFailure(err)
-		}
+	existing, err := x.sessionOfTask(ctx, req.TaskToken)
+	if err != nil {
+		return nil, err
 	}
+	if existing != nil {
+		log.InfoContext(ctx, "retried invocation: reusing the session of this task", "correlationId", existing.CorrelationID)
+		return x.announce(ctx, log, existing, "")
+	}
+	state, res, err := x.requestToken(ctx, log, in)
+	if err != nil {
+		return nil, err
+	}
+	if res.AccessToken != "" {
+		return x.authorized(ctx, log, req)
+	}
+	if err := verifyAuthorizationSession(ctx, log, res); err != nil {
+		return nil, err
+	}
+	return x.startSession(ctx, log, req, state, res)
+}
 
+// sessionOfTask returns the session a previous invocation created for the
+// task token, or nil when there is none (or no task token).
+func (x *Initiator) sessionOfTask(ctx context.Context, taskToken string) (*Session, error) {
+	if taskToken == "" {
+		return nil, nil
+	}
+	s, err := x.d.Store.GetByTaskToken(ctx, taskToken)
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	default:
+		return nil, storeFailure(err)
+	}
+}
+
+// requestToken asks AgentCore for the token, with a fresh customState for
+// the user-federation flow. It returns that state and AgentCore's answer.
+func (x *Initiator) requestToken(ctx context.Context, log *slog.Logger, in Input) (string, TokenResult, error) {
 	user := UserRef{UserID: in.UserID, UserToken: in.UserToken}
 	wat, err := x.d.Identity.WorkloadAccessToken(ctx, x.cfg.WorkloadName, user)
 	if err != nil {
-		return nil, x.identityFailure(ctx, log, "GetWorkloadAccessToken", err)
+		return "", TokenResult{}, x.identityFailure(ctx, log, "GetWorkloadAccessToken", err)
 	}
 	state, err := newState(x.d.Random)
 	if err != nil {
-		return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
+		return "", TokenResult{}, errNoRandomness(err)
 	}
 	tr := TokenRequest{
 		Provider: in.Provider, Scopes: in.Scopes, Flow: in.Flow,
@@ -110,30 +140,70 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	}
 	res, err := x.d.Identity.ResourceOAuth2Token(ctx, wat, tr)
 	if err != nil {
-		return nil, x.identityFailure(ctx, log, "GetResourceOauth2Token", err)
+		return "", TokenResult{}, x.identityFailure(ctx, log, "GetResourceOauth2Token", err)
 	}
+	return state, res, nil
+}
 
-	if res.AccessToken != "" {
-		out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID}
-		log.InfoContext(ctx, "token already in the vault: no consent needed")
-		if req.TaskToken != "" {
-			if err := x.d.Resumer.Succeed(ctx, req.TaskToken, out); err != nil && !errors.Is(err, ErrTaskGone) {
-				return nil, AsFailure(err, contract.ErrAgentCoreUnavailable)
-			} else if err != nil {
-				log.WarnContext(ctx, "workflow task no longer waiting", "error", err.Error())
-			}
-		}
+// authorized answers when the vault already holds a token: no consent is
+// needed, and a waiting workflow is resumed at once.
+func (x *Initiator) authorized(ctx context.Context, log *slog.Logger, req Request) (*Result, error) {
+	in := req.Input
+	out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID}
+	log.InfoContext(ctx, "token already in the vault: no consent needed")
+	if req.TaskToken == "" {
 		return out, nil
 	}
+	err := x.d.Resumer.Succeed(ctx, req.TaskToken, out)
+	switch {
+	case errors.Is(err, ErrTaskGone):
+		log.WarnContext(ctx, "workflow task no longer waiting", "error", err.Error())
+	case err != nil:
+		return nil, AsFailure(err, contract.ErrAgentCoreUnavailable)
+	}
+	return out, nil
+}
+
+// verifyAuthorizationSession checks that AgentCore, having no token,
+// answered with an authorization session the user can consent to.
+func verifyAuthorizationSession(ctx context.Context, log *slog.Logger, res TokenResult) error {
 	if res.SessionStatus == "FAILED" {
 		log.WarnContext(ctx, "AgentCore reported the authorization session as FAILED")
-		return nil, Fail(contract.ErrAuthorizationFailed, "AgentCore reported the authorization session as failed")
+		return Fail(contract.ErrAuthorizationFailed, "AgentCore reported the authorization session as failed")
 	}
 	if res.AuthorizationURL == "" || !ValidSessionURI(res.SessionURI) {
 		log.ErrorContext(ctx, "AgentCore answered with neither a token nor a usable session")
-		return nil, Fail(contract.ErrAuthorizationFailed, "AgentCore answered with neither a token nor a usable session")
+		return Fail(contract.ErrAuthorizationFailed, "AgentCore answered with neither a token nor a usable session")
 	}
+	return nil
+}
 
+// startSession stores the new authorization session (only digests of its
+// secrets) and announces it. If a concurrent retry of the same task stored
+// one first, that one is announced instead.
+func (x *Initiator) startSession(ctx context.Context, log *slog.Logger, req Request, state string, res TokenResult) (*Result, error) {
+	s, code, err := x.newSession(req, state, res)
+	if err != nil {
+		return nil, err
+	}
+	existing, err := x.d.Store.Create(ctx, s)
+	switch {
+	case errors.Is(err, ErrTaskExists):
+		// A concurrent retry of the same task won the race: use its session;
+		// ours is left to expire at AgentCore.
+		log.InfoContext(ctx, "concurrent invocation created the session first", "correlationId", existing.CorrelationID)
+		return x.announce(ctx, log, existing, "")
+	case err != nil:
+		return nil, storeFailure(err)
+	}
+	log.InfoContext(ctx, "authorization session created", "correlationId", s.CorrelationID, "binding", string(s.Binding))
+	return x.announce(ctx, log, s, code)
+}
+
+// newSession builds the PENDING session for AgentCore's answer res, and its
+// verification code in BindingCode mode.
+func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Session, string, error) {
+	in := req.Input
 	now := x.d.Clock()
 	s := &Session{
 		SessionURI:       res.SessionURI,
@@ -152,25 +222,15 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
 	}
-	var code string
-	if s.Binding == BindingCode {
-		if code, err = newCode(x.d.Random); err != nil {
-			return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
-		}
-		s.CodeHash = codeHash(s.SessionURI, code)
+	if s.Binding != BindingCode {
+		return s, "", nil
 	}
-	existing, err := x.d.Store.Create(ctx, s)
-	switch {
-	case errors.Is(err, ErrTaskExists):
-		// A concurrent retry of the same task won the race: use its session;
-		// ours is left to expire at AgentCore.
-		log.InfoContext(ctx, "concurrent invocation created the session first", "correlationId", existing.CorrelationID)
-		return x.announce(ctx, log, existing, "")
-	case err != nil:
-		return nil, storeFailure(err)
+	code, err := newCode(x.d.Random)
+	if err != nil {
+		return nil, "", errNoRandomness(err)
 	}
-	log.InfoContext(ctx, "authorization session created", "correlationId", s.CorrelationID, "binding", string(s.Binding))
-	return x.announce(ctx, log, s, code)
+	s.CodeHash = codeHash(s.SessionURI, code)
+	return s, code, nil
 }
 
 // announce publishes AuthorizationRequired for s unless that was already
@@ -189,7 +249,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 		if code == "" && s.Binding == BindingCode {
 			var err error
 			if code, err = newCode(x.d.Random); err != nil {
-				return nil, &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
+				return nil, errNoRandomness(err)
 			}
 			newHash = codeHash(s.SessionURI, code)
 		}
@@ -229,6 +289,11 @@ func (x *Initiator) identityFailure(ctx context.Context, log *slog.Logger, op st
 	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
 	log.WarnContext(ctx, "AgentCore call failed", "operation", op, "error", f.Name, "retryable", f.Retryable())
 	return f
+}
+
+// errNoRandomness: the system's random source failed (retryable).
+func errNoRandomness(err error) error {
+	return &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no randomness", Err: err}
 }
 
 func storeFailure(err error) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -20,8 +19,8 @@ const (
 	FlowM2M            = "M2M"
 )
 
-// Limits from the AgentCore Identity model (reference/bedrock-agentcore-identity.model.json)
-// plus bounds of our own where the model sets none (list and map sizes), so
+// Limits of the AgentCore Identity API model (the shape each constant comes
+// from is named beside it) plus bounds of our own where the model sets none (list and map sizes), so
 // a session record always fits a DynamoDB item.
 const (
 	maxUserID        = 128    // UserIdType
@@ -38,15 +37,6 @@ const (
 	minWorkloadName  = 3
 	maxReturnURL     = 2048 // ResourceOauth2ReturnUrlType
 	maxInitiateEvent = 256 * 1024
-)
-
-var (
-	reUserToken    = regexp.MustCompile(`^[A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]+\.[A-Za-z0-9\-_=]+$`)
-	reProviderName = regexp.MustCompile(`^[a-zA-Z0-9\-_]+$`)
-	reParamKey     = regexp.MustCompile(`^[a-zA-Z0-9\-_.]+$`)
-	reSessionURI   = regexp.MustCompile(`^urn:ietf:params:oauth:request_uri:[a-zA-Z0-9\-._~]+$`)
-	reWorkloadName = regexp.MustCompile(`^[A-Za-z0-9_.\-]+$`)
-	reReturnURL    = regexp.MustCompile(`^\w+:(/?/?)[^\s]+$`)
 )
 
 // Input is what a workflow asks initiate to authorize.
@@ -160,14 +150,14 @@ func (r *Request) Validate() error {
 		if err := checkLen("userToken", in.UserToken, 1, maxUserToken); err != nil {
 			return err
 		}
-		if !reUserToken.MatchString(in.UserToken) {
+		if !isCompactJWT(in.UserToken) {
 			return invalid("userToken", "must be a compact JWT (header.payload.signature)")
 		}
 	}
 	if err := checkLen("provider", in.Provider, 1, maxProviderName); err != nil {
 		return err
 	}
-	if !reProviderName.MatchString(in.Provider) {
+	if !isProviderName(in.Provider) {
 		return invalid("provider", "may contain only letters, digits, '-' and '_'")
 	}
 	if in.Scopes == nil {
@@ -188,7 +178,7 @@ func (r *Request) Validate() error {
 		return invalid("customParameters", "at most %d entries", maxParams)
 	}
 	for k, v := range in.CustomParameters {
-		if len(k) < 1 || len(k) > maxParamKey || !reParamKey.MatchString(k) {
+		if len(k) < 1 || len(k) > maxParamKey || !isParamKey(k) {
 			return invalid("customParameters", "keys are 1-%d characters of letters, digits, '-', '_' and '.'", maxParamKey)
 		}
 		if err := checkLen("customParameters."+k, v, 1, maxParamValue); err != nil {
@@ -218,12 +208,12 @@ func invalid(field, format string, args ...any) *Failure {
 
 // ValidSessionURI reports whether s matches the model's RequestUri shape.
 func ValidSessionURI(s string) bool {
-	return len(s) <= maxRequestURI && reSessionURI.MatchString(s)
+	return len(s) <= maxRequestURI && isSessionURI(s)
 }
 
 // ValidateWorkloadName checks a configured workload identity name.
 func ValidateWorkloadName(s string) error {
-	if len(s) < minWorkloadName || len(s) > maxWorkloadName || !reWorkloadName.MatchString(s) {
+	if len(s) < minWorkloadName || len(s) > maxWorkloadName || !isWorkloadName(s) {
 		return fmt.Errorf("must be %d-%d characters of letters, digits, '_', '.', '-'", minWorkloadName, maxWorkloadName)
 	}
 	return nil
@@ -232,7 +222,7 @@ func ValidateWorkloadName(s string) error {
 // ValidateReturnURL checks the configured callback URL: the model's pattern,
 // and https unless it points at the loopback interface (local runs).
 func ValidateReturnURL(s string) error {
-	if len(s) < 1 || len(s) > maxReturnURL || !reReturnURL.MatchString(s) {
+	if len(s) < 1 || len(s) > maxReturnURL || !isReturnURL(s) {
 		return fmt.Errorf("must be an absolute URL of at most %d characters", maxReturnURL)
 	}
 	if strings.HasPrefix(s, "https://") ||

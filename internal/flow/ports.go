@@ -17,37 +17,61 @@ var (
 	// ErrTaskExists: Create found a session already stored for the same task
 	// token (a retried invocation). The existing session is returned with it.
 	ErrTaskExists = errors.New("session already exists for task token")
+	// ErrIllegalTransition: Transition was asked for a move that is not an
+	// edge of the status machine (Status.CanBecome). Nothing is written.
+	ErrIllegalTransition = errors.New("illegal session status transition")
 )
 
-// SessionStore persists sessions. Every read enforces expiry: a record
-// stored as PENDING or COMPLETING whose ExpiresAt has passed (by the store's
-// clock) is returned with Status EXPIRED, whatever DynamoDB TTL has done.
+// SessionStore persists sessions. It is safe for concurrent use, and every
+// change is one atomic conditional write: of concurrent callers racing for
+// the same change (Claim, Transition, the attempt that reaches the limit,
+// MarkNotified, Create for one task token) exactly one succeeds and the
+// others get ErrConflict (ErrTaskExists for Create) with the current record.
+//
+// Every record a store returns is a copy, with Status as seen at the
+// store's clock (Session.StatusAt): a record stored as PENDING or
+// COMPLETING whose ExpiresAt has passed is returned with Status EXPIRED,
+// whatever DynamoDB TTL has done. Conditions are on the stored status,
+// except where a method says otherwise. Reads and changes of a sessionUri
+// that is not stored return ErrNotFound and write nothing.
 type SessionStore interface {
-	// Create stores s (Status PENDING) if no session with s.SessionURI
-	// exists. When s.TaskToken is set it also records the task token so a
-	// retried invocation finds the first session: if one is already recorded,
-	// Create writes nothing and returns (existing, ErrTaskExists).
+	// Create stores s if no session with s.SessionURI exists, and returns
+	// the record as stored. s.Status must be empty or PENDING (stored as
+	// PENDING; anything else is an error and nothing is written); a zero
+	// CreatedAt defaults to the store's clock, a zero ExpiresAt to CreatedAt
+	// + contract.SessionValidity. A session with the same sessionUri gets
+	// (current, ErrConflict). When s.TaskToken is set it also records the
+	// task token so a retried invocation finds the first session: if one is
+	// already recorded, Create writes nothing and returns (existing,
+	// ErrTaskExists).
 	Create(ctx context.Context, s *Session) (*Session, error)
 	// Get returns the session with that sessionUri, or ErrNotFound.
 	Get(ctx context.Context, sessionURI string) (*Session, error)
 	// GetByTaskToken returns the session created for that task token, or
 	// ErrNotFound.
 	GetByTaskToken(ctx context.Context, taskToken string) (*Session, error)
-	// Claim moves PENDING -> COMPLETING (setting ClaimedAt=now) if the
-	// session has not expired at now; a COMPLETING session whose claim is
-	// older than ClaimLease may be re-claimed. Otherwise (current, ErrConflict).
+	// Claim moves the session to COMPLETING with ClaimedAt=now if
+	// Session.ClaimableAt(now) (PENDING and not expired at now, or a stale
+	// claim). Otherwise (current, ErrConflict).
 	Claim(ctx context.Context, sessionURI string, now time.Time) (*Session, error)
-	// Transition moves the session from any of the from statuses to to,
-	// recording reason (may be empty) as FailureReason. Otherwise
-	// (current, ErrConflict).
+	// Transition moves the session from any of the from statuses (as
+	// stored, not as seen: to record an expiry pass PENDING and COMPLETING)
+	// to to. Each from must CanBecome(to) and from must not be empty, else
+	// ErrIllegalTransition. FailureReason becomes reason (cleared when
+	// reason is empty); entering COMPLETING sets ClaimedAt to the store's
+	// clock, returning to PENDING clears it. If the stored status is not
+	// in from: (current, ErrConflict).
 	Transition(ctx context.Context, sessionURI string, from []Status, to Status, reason string) (*Session, error)
-	// RecordFailedAttempt adds one wrong-code attempt to a PENDING session;
-	// when attempts reach max it sets FAILED with reason in the same write.
-	// Returns the updated session, or (current, ErrConflict) if not PENDING.
+	// RecordFailedAttempt adds one wrong-code attempt to a session that is
+	// PENDING at the store's clock (StatusAt); when the attempts reach max
+	// (AttemptsExhausted) it sets FAILED with FailureReason reason in the
+	// same write. Returns the updated session, or (current, ErrConflict)
+	// without counting.
 	RecordFailedAttempt(ctx context.Context, sessionURI string, max int, reason string) (*Session, error)
-	// MarkNotified sets NotifiedAt=now and, when codeHash is not empty,
-	// replaces CodeHash, only if the session was not notified before.
-	// Otherwise (current, ErrConflict).
+	// MarkNotified sets NotifiedAt=now (the store's clock when now is zero)
+	// and, when codeHash is not empty, replaces CodeHash, only if the
+	// session was not notified before, whatever its status. Otherwise
+	// (current, ErrConflict).
 	MarkNotified(ctx context.Context, sessionURI string, codeHash string, now time.Time) (*Session, error)
 }
 

@@ -14,12 +14,16 @@ import (
 	"github.com/consentflow/consentflow/internal/contract"
 )
 
-// Status is the lifecycle state of a stored session.
+// Status is the lifecycle state of a stored session. The legal moves
+// (Status.CanBecome):
 //
 //	PENDING -> COMPLETING -> COMPLETED
 //	PENDING -> FAILED | EXPIRED
 //	COMPLETING -> PENDING (transient AgentCore failure: the user may retry)
 //	COMPLETING -> FAILED | EXPIRED
+//
+// COMPLETED, FAILED and EXPIRED are terminal. An open session past its
+// ExpiresAt reads as EXPIRED before anyone records it (Session.StatusAt).
 type Status string
 
 const (
@@ -33,6 +37,25 @@ const (
 // Terminal reports whether no further transition is allowed.
 func (s Status) Terminal() bool {
 	return s == StatusCompleted || s == StatusFailed || s == StatusExpired
+}
+
+// Open reports whether a session in status s still waits for the user or
+// for its completion: only open sessions run out of time (see StatusAt).
+func (s Status) Open() bool {
+	return s == StatusPending || s == StatusCompleting
+}
+
+// CanBecome reports whether a stored session may move from status s to
+// next: the edges drawn on Status. No status can become itself, and
+// nothing leaves a terminal status.
+func (s Status) CanBecome(next Status) bool {
+	switch s {
+	case StatusPending:
+		return next == StatusCompleting || next == StatusFailed || next == StatusExpired
+	case StatusCompleting:
+		return next == StatusCompleted || next == StatusPending || next == StatusFailed || next == StatusExpired
+	}
+	return false
 }
 
 // BindingMode says how the callback proves that the browser belongs to the
@@ -91,9 +114,41 @@ type Session struct {
 // that crashed between claim and completion does not wedge the session.
 const ClaimLease = 60 * time.Second
 
-// ExpiredAt reports whether the session's validity has run out at now.
+// ExpiredAt reports whether the session's validity has run out at now
+// (at ExpiresAt itself it has).
 func (s *Session) ExpiredAt(now time.Time) bool {
 	return !now.Before(s.ExpiresAt)
+}
+
+// StatusAt is the session's status as seen at now: an open session (PENDING
+// or COMPLETING) whose validity has run out is EXPIRED, whatever is stored
+// and whether or not anyone recorded the expiry yet. Every SessionStore
+// read returns records with Status = StatusAt(store's clock).
+func (s *Session) StatusAt(now time.Time) Status {
+	if s.Status.Open() && s.ExpiredAt(now) {
+		return StatusExpired
+	}
+	return s.Status
+}
+
+// ClaimableAt reports whether a Claim at now may take the session: it is
+// PENDING at now (so not expired), or it is COMPLETING at now under a claim
+// older than ClaimLease (a completion that crashed), or under no recorded
+// claim at all.
+func (s *Session) ClaimableAt(now time.Time) bool {
+	switch s.StatusAt(now) {
+	case StatusPending:
+		return true
+	case StatusCompleting:
+		return s.ClaimedAt.IsZero() || now.Sub(s.ClaimedAt) > ClaimLease
+	}
+	return false
+}
+
+// AttemptsExhausted reports whether attempts wrong verification codes use
+// up a limit of limit; a limit below 1 counts as 1.
+func AttemptsExhausted(attempts, limit int) bool {
+	return attempts >= max(limit, 1)
 }
 
 // Hash is the one-way digest used for every secret the store keeps a

@@ -49,7 +49,11 @@
 //
 // Expiry is enforced on every record the store returns, using the store's
 // clock: a record stored as PENDING or COMPLETING whose ExpiresAt has passed
-// is returned with Status EXPIRED (DynamoDB TTL deletes lazily, a day later).
+// is returned with Status EXPIRED (flow.Session.StatusAt; DynamoDB TTL
+// deletes lazily, a day later). The rules themselves (legal transitions,
+// expiry, claims, the attempt limit) are the domain's (package flow); the
+// conditional writes here are built to decide exactly as they do, and the
+// conformance suite internal/testenv/storetest checks that they agree.
 package state
 
 import (
@@ -272,10 +276,10 @@ func decode(av map[string]types.AttributeValue) (*flow.Session, error) {
 	return it.session(), nil
 }
 
-// view applies expiry by the store's clock.
+// view shows a record as seen at the store's clock (flow.Session.StatusAt).
 func (st *Store) view(s *flow.Session) *flow.Session {
-	if s != nil && (s.Status == flow.StatusPending || s.Status == flow.StatusCompleting) && s.ExpiredAt(st.clock()) {
-		s.Status = flow.StatusExpired
+	if s != nil {
+		s.Status = s.StatusAt(st.clock())
 	}
 	return s
 }
@@ -536,6 +540,22 @@ func (e *exprs) i(name string, v int64) string {
 	return p
 }
 
+// status returns the placeholder for a status value (":pending", ...).
+func (e *exprs) status(s flow.Status) string {
+	return e.s(strings.ToLower(string(s)), string(s))
+}
+
+// statusAt is the condition "the item's flow.Session.StatusAt(now) is s"
+// for an open status s: stored as s and not expired at now (a session is
+// expired from ExpiresAt on). Times are whole milliseconds, so comparing
+// milliseconds decides as flow.Session.ExpiredAt does.
+func (e *exprs) statusAt(s flow.Status, now time.Time) string {
+	if !s.Open() {
+		panic("state: statusAt of a status that does not expire: " + string(s))
+	}
+	return fmt.Sprintf("(%s = %s AND %s > %s)", e.n(aStatus), e.status(s), e.n(aExpiresAt), e.i("now", now.UnixMilli()))
+}
+
 // update runs one conditional UpdateItem on a session item. On success it
 // returns the new record as stored; when the condition fails it returns the
 // current record as stored and conflict=true, or flow.ErrNotFound when
@@ -596,29 +616,22 @@ func (st *Store) result(s *flow.Session, conflict bool, err error) (*flow.Sessio
 	return st.view(s), nil
 }
 
-// Claim implements flow.SessionStore: PENDING -> COMPLETING with
-// ClaimedAt=now, if ExpiresAt is after now; a COMPLETING session whose claim
-// is older than flow.ClaimLease at now may be re-claimed.
+// Claim implements flow.SessionStore: COMPLETING with ClaimedAt=now if
+// flow.Session.ClaimableAt(now), as one conditional write: PENDING at now,
+// or COMPLETING at now under no claim or one older than flow.ClaimLease.
 func (st *Store) Claim(ctx context.Context, sessionURI string, now time.Time) (*flow.Session, error) {
 	e := newExprs()
-	nowMs := now.UnixMilli()
-	cond := fmt.Sprintf("%s > %s AND (%s = %s OR (%s = %s AND (attribute_not_exists(%s) OR %s < %s)))",
-		e.n(aExpiresAt), e.i("now", nowMs),
-		e.n(aStatus), e.s("pending", string(flow.StatusPending)),
-		e.n(aStatus), e.s("completing", string(flow.StatusCompleting)),
-		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", nowMs-flow.ClaimLease.Milliseconds()))
-	update := fmt.Sprintf("SET %s = %s, %s = %s", e.n(aStatus), ":completing", e.n(aClaimedAt), ":now")
+	stale := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
+		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", now.UnixMilli()-flow.ClaimLease.Milliseconds()))
+	cond := fmt.Sprintf("%s OR (%s AND %s)",
+		e.statusAt(flow.StatusPending, now), e.statusAt(flow.StatusCompleting, now), stale)
+	update := fmt.Sprintf("SET %s = %s, %s = %s",
+		e.n(aStatus), e.status(flow.StatusCompleting), e.n(aClaimedAt), e.i("now", now.UnixMilli()))
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 
-// allowed is the status machine of flow.Status.
-var allowed = map[flow.Status][]flow.Status{
-	flow.StatusPending:    {flow.StatusCompleting, flow.StatusFailed, flow.StatusExpired},
-	flow.StatusCompleting: {flow.StatusCompleted, flow.StatusPending, flow.StatusFailed, flow.StatusExpired},
-}
-
-// Transition implements flow.SessionStore. Every from -> to must be an edge
-// of the status machine (flow.Status), else an error is returned and
+// Transition implements flow.SessionStore. Every from must
+// flow.Status.CanBecome(to), else flow.ErrIllegalTransition is returned and
 // nothing is written. Conditions are on the stored status, not the expiry
 // view: to record that a session expired, pass from {PENDING, COMPLETING}
 // and to EXPIRED. Entering COMPLETING sets ClaimedAt to the store's clock;
@@ -626,12 +639,12 @@ var allowed = map[flow.Status][]flow.Status{
 // when reason is empty).
 func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.Status, to flow.Status, reason string) (*flow.Session, error) {
 	if len(from) == 0 {
-		return nil, errors.New("state: transition: no from status")
+		return nil, fmt.Errorf("state: transition: no from status: %w", flow.ErrIllegalTransition)
 	}
 	var froms []flow.Status
 	for _, f := range from {
-		if !slices.Contains(allowed[f], to) {
-			return nil, fmt.Errorf("state: transition: %s -> %s is not allowed", f, to)
+		if !f.CanBecome(to) {
+			return nil, fmt.Errorf("state: transition %s -> %s: %w", f, to, flow.ErrIllegalTransition)
 		}
 		if !slices.Contains(froms, f) {
 			froms = append(froms, f)
@@ -643,7 +656,7 @@ func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.
 		placeholders[i] = e.s("from"+strconv.Itoa(i), string(f))
 	}
 	cond := fmt.Sprintf("%s IN (%s)", e.n(aStatus), strings.Join(placeholders, ", "))
-	set := []string{fmt.Sprintf("%s = %s", e.n(aStatus), e.s("to", string(to)))}
+	set := []string{fmt.Sprintf("%s = %s", e.n(aStatus), e.status(to))}
 	var remove []string
 	if reason != "" {
 		set = append(set, fmt.Sprintf("%s = %s", e.n(aFailureReason), e.s("reason", reason)))
@@ -663,38 +676,36 @@ func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 
-// RecordFailedAttempt implements flow.SessionStore. Only a PENDING session
-// that has not expired (store clock) counts attempts; max < 1 is treated as
-// 1. The attempt that reaches max also sets FAILED and FailureReason=reason
-// in the same conditional write, so concurrent callers never count past max
-// and exactly one of them sees the FAILED transition.
+// RecordFailedAttempt implements flow.SessionStore. Only a session PENDING
+// at the store's clock (flow.Session.StatusAt) counts attempts. The attempt
+// that exhausts max (flow.AttemptsExhausted) also sets FAILED and
+// FailureReason=reason in the same conditional write, so concurrent callers
+// never count past max and exactly one of them sees the FAILED transition.
 func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, maxAttempts int, reason string) (*flow.Session, error) {
-	last := int64(max(maxAttempts, 1) - 1) // attempts before the one that fails the session
+	// The stored count before the attempt that exhausts the limit: the
+	// least n with flow.AttemptsExhausted(n+1, maxAttempts).
+	last := int64(max(maxAttempts, 1) - 1)
 	for try := 0; try < 16; try++ {
 		now := st.clock()
 		// Not the last allowed attempt: a plain increment.
 		e := newExprs()
-		cond := fmt.Sprintf("%s = %s AND %s > %s AND %s < %s",
-			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
-			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
-			e.n(aAttempts), e.i("last", last))
+		cond := fmt.Sprintf("%s AND %s < %s",
+			e.statusAt(flow.StatusPending, now), e.n(aAttempts), e.i("last", last))
 		update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
 		s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
 		if err != nil || !conflict {
 			return st.result(s, conflict, err)
 		}
-		if s.Status != flow.StatusPending || s.ExpiredAt(now) {
+		if s.StatusAt(now) != flow.StatusPending {
 			return st.result(s, true, nil)
 		}
-		// The attempt that reaches max: increment and fail together.
+		// The attempt that exhausts the limit: increment and fail together.
 		e = newExprs()
-		cond = fmt.Sprintf("%s = %s AND %s > %s AND %s >= %s",
-			e.n(aStatus), e.s("pending", string(flow.StatusPending)),
-			e.n(aExpiresAt), e.i("now", now.UnixMilli()),
-			e.n(aAttempts), e.i("last", last))
+		cond = fmt.Sprintf("%s AND %s >= %s",
+			e.statusAt(flow.StatusPending, now), e.n(aAttempts), e.i("last", last))
 		update = fmt.Sprintf("SET %s = %s + %s, %s = %s",
 			e.n(aAttempts), e.n(aAttempts), e.i("one", 1),
-			e.n(aStatus), e.s("failed", string(flow.StatusFailed)))
+			e.n(aStatus), e.status(flow.StatusFailed))
 		if reason != "" {
 			update += fmt.Sprintf(", %s = %s", e.n(aFailureReason), e.s("reason", reason))
 		}
@@ -702,7 +713,7 @@ func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, max
 		if err != nil || !conflict {
 			return st.result(s, conflict, err)
 		}
-		if s.Status != flow.StatusPending || s.ExpiredAt(now) {
+		if s.StatusAt(now) != flow.StatusPending {
 			return st.result(s, true, nil)
 		}
 		// Still PENDING below the limit (attempts were reset meanwhile): retry.

@@ -43,7 +43,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	case http.MethodGet, http.MethodPost:
 	default:
 		h.Log.WarnContext(ctx, "method not allowed", "method", method)
-		resp := respond(http.StatusMethodNotAllowed, &flow.Outcome{Kind: flow.KindBadRequest, Detail: "This address only accepts links from the sign-in flow."})
+		resp := respond(http.StatusMethodNotAllowed, &flow.Outcome{Kind: flow.KindBadRequest, Detail: msgMethodNotAllowed})
 		resp.Headers["Allow"] = "GET, POST"
 		return resp, nil
 	}
@@ -65,7 +65,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	form, status := parseForm(req)
 	if status != 0 {
 		h.Log.WarnContext(ctx, "unacceptable POST body", "status", status)
-		return respond(status, &flow.Outcome{Kind: flow.KindBadRequest, Detail: "The form could not be read."}), nil
+		return respond(status, &flow.Outcome{Kind: flow.KindBadRequest, Detail: msgUnreadableForm}), nil
 	}
 	p.Code = form.Get("code")
 	p.UserToken = cookieValue(req.Cookies, h.UserTokenCookie)
@@ -147,10 +147,10 @@ func cookieValue(cookies []string, name string) string {
 	return ""
 }
 
-// respond renders o with the page's status (or status when not 0) and the
-// security headers every response carries.
+// respond renders o, worded (wording.go), with the page's status (or status
+// when not 0) and the security headers every response carries.
 func respond(status int, o *flow.Outcome) events.APIGatewayV2HTTPResponse {
-	st, body := render(o)
+	st, body := render(worded(o))
 	if status != 0 {
 		st = status
 	}

@@ -196,6 +196,51 @@ func TestEveryOutcomeRendersSafely(t *testing.T) {
 	}
 }
 
+// The domain answers with reasons; the words are the web layer's.
+func TestEveryReasonIsWorded(t *testing.T) {
+	for r := flow.ReasonNone + 1; r <= flow.ReasonProviderError; r++ {
+		words, ok := reasonWords[r]
+		if !ok || words == "" {
+			t.Fatalf("reason %d has no words", r)
+		}
+		o := &flow.Outcome{Kind: flow.KindFailed, Reason: r}
+		if resp := respond(0, o); !strings.Contains(resp.Body, words) {
+			t.Fatalf("reason %d: page lacks %q", r, words)
+		}
+		if o.Detail != "" {
+			t.Fatal("respond changed the domain's outcome")
+		}
+	}
+	for r, want := range map[flow.Reason]string{
+		flow.ReasonIncompleteLink:    "The link is incomplete.",
+		flow.ReasonMalformedLink:     "The link is malformed.",
+		flow.ReasonCompletionRefused: "AgentCore Identity did not accept the authorization.",
+		flow.ReasonProviderError:     "The provider reported an error.",
+	} {
+		if resp := respond(0, &flow.Outcome{Kind: flow.KindBadRequest, Reason: r}); !strings.Contains(resp.Body, want) {
+			t.Errorf("reason %d: page lacks %q", r, want)
+		}
+	}
+	// No reason: the Kind's own message.
+	if resp := respond(0, &flow.Outcome{Kind: flow.KindBadRequest}); !strings.Contains(resp.Body, "The link is incomplete or malformed.") {
+		t.Error("bad request without a reason lost its default message")
+	}
+}
+
+func TestHandlerRefusalsAreWorded(t *testing.T) {
+	h, _ := newHandler(&flow.Outcome{Kind: flow.KindConnected})
+	ev := loadEvent(t, "callback-get.json")
+	ev.RequestContext.HTTP.Method = "PUT"
+	if resp, _ := h.Handle(context.Background(), ev); !strings.Contains(resp.Body, msgMethodNotAllowed) {
+		t.Fatal("405 page lacks its message")
+	}
+	ev = loadEvent(t, "callback-post.json")
+	ev.Headers["content-type"] = "application/json"
+	if resp, _ := h.Handle(context.Background(), ev); !strings.Contains(resp.Body, msgUnreadableForm) {
+		t.Fatal("415 page lacks its message")
+	}
+}
+
 func TestCSPAllowsOnlyOurStyle(t *testing.T) {
 	if !strings.Contains(csp, cspHash(style)) || strings.Contains(csp, "unsafe-inline") {
 		t.Fatalf("CSP %q", csp)
