@@ -74,6 +74,9 @@ const (
 	// ReasonProviderError: the provider redirected with an OAuth error
 	// other than access_denied.
 	ReasonProviderError
+	// ReasonMissingCode: the confirmation form came without a verification
+	// code (not counted as an attempt).
+	ReasonMissingCode
 )
 
 // CallbackParams are the query (GET) or form (POST) parameters.
@@ -272,21 +275,43 @@ func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session,
 	return UserRef{UserToken: p.UserToken}, nil
 }
 
-// verifyBinding checks the proof the binding mode asks for; a wrong code
-// counts as a failed attempt.
+// verifyBinding checks the proof the binding mode asks for.
 func (c *Callback) verifyBinding(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, binding BindingMode) *Outcome {
 	switch binding {
 	case BindingCode:
-		if !equalHash(codeHash(s.SessionURI, p.Code), s.CodeHash) || s.CodeHash == "" {
-			return c.wrongCode(ctx, log, s, p)
-		}
+		return c.verifyCode(ctx, log, s, p)
 	case BindingNone:
 		log.WarnContext(ctx, "binding mode none: completing without proof that the browser belongs to the user")
+		return nil
 	default:
 		log.ErrorContext(ctx, "session has an unknown binding mode")
 		return c.base(s, KindFailed)
 	}
+}
+
+// verifyCode compares the verification code, after reserving one of the
+// session's MaxCodeAttempts with a conditional write: no more than
+// MaxCodeAttempts comparisons can ever happen for one session, however many
+// requests race and whatever state the session is in.
+func (c *Callback) verifyCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
+	if p.Code == "" {
+		log.WarnContext(ctx, "confirmation without a verification code")
+		return &Outcome{Kind: KindBadRequest, Reason: ReasonMissingCode}
+	}
+	u, err := c.d.Store.ReserveAttempt(ctx, s.SessionURI, MaxCodeAttempts, c.d.Clock())
+	if err != nil {
+		return c.noAttempt(ctx, log, s, u, err)
+	}
+	if u.CodeHash == "" || !equalHash(codeHash(u.SessionURI, p.Code), u.CodeHash) {
+		return c.wrongCode(ctx, log, u, p)
+	}
 	return nil
+}
+
+// noAttempt answers a request that could not reserve an attempt: the
+// session is settled, being completed, or out of attempts.
+func (c *Callback) noAttempt(ctx context.Context, log *slog.Logger, s, cur *Session, err error) *Outcome {
+	return c.awaitOutcome(ctx, log, "reserve attempt", s, cur, err)
 }
 
 // complete claims the session, completes it at AgentCore for user and
@@ -324,7 +349,7 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
 	if f.Retryable() {
 		log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
-		if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusPending, ""); err != nil {
+		if _, err := c.d.Store.Release(ctx, s.SessionURI); err != nil {
 			log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
 		}
 		out := c.base(s, KindTryAgain)
@@ -388,20 +413,21 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 	return c.base(s, KindFailed)
 }
 
-func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
-	u, err := c.d.Store.RecordFailedAttempt(ctx, s.SessionURI, MaxCodeAttempts, contract.ErrBindingFailed)
-	if err != nil {
-		if errors.Is(err, ErrConflict) && u != nil {
-			if o := c.settled(ctx, log, u); o != nil {
-				return o
+func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, u *Session, p CallbackParams) *Outcome {
+	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts)
+	if AttemptsExhausted(u.Attempts, MaxCodeAttempts) {
+		// Only from PENDING: a completion another request runs with the
+		// right code (reserved before this one) decides instead.
+		if c.finish(ctx, log, u, []Status{StatusPending}, StatusFailed, contract.ErrBindingFailed, "too many wrong verification codes") == nil {
+			if cur, err := c.d.Store.Get(ctx, u.SessionURI); err == nil {
+				if o := c.settled(ctx, log, cur); o != nil {
+					return o
+				}
+				if cur.Status == StatusCompleting && c.claimLive(cur) {
+					return c.lostClaim(ctx, log, u, cur, ErrConflict)
+				}
 			}
 		}
-		log.ErrorContext(ctx, "could not record a failed attempt", "error", safeErr(err))
-		return c.base(s, KindTryAgain)
-	}
-	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts)
-	if u.Status == StatusFailed {
-		c.failTask(ctx, log, u, contract.ErrBindingFailed, "too many wrong verification codes")
 		return c.base(u, KindTooManyAttempts)
 	}
 	out := c.base(u, KindWrongCode)
@@ -412,36 +438,60 @@ func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, 
 }
 
 // lostClaim: another request holds or finished the session, or it expired.
-// Wait briefly for a concurrent winner so the answer is definitive.
 func (c *Callback) lostClaim(ctx context.Context, log *slog.Logger, s, cur *Session, err error) *Outcome {
-	if !errors.Is(err, ErrConflict) {
-		log.ErrorContext(ctx, "could not claim the session", "error", safeErr(err))
+	return c.awaitOutcome(ctx, log, "claim", s, cur, err)
+}
+
+// awaitOutcome answers a request that found the session busy or settled
+// by another: one holds it (COMPLETING under a live claim), or holds its
+// last verification attempt (PENDING with none left), or settled it. It
+// waits for that request to finish, with backoff and for at most ClaimWait,
+// so the answer is the other request's outcome.
+func (c *Callback) awaitOutcome(ctx context.Context, log *slog.Logger, op string, s, cur *Session, err error) *Outcome {
+	if !errors.Is(err, ErrConflict) || cur == nil {
+		log.ErrorContext(ctx, "session store unavailable", "operation", op, "error", safeErr(err))
 		return c.base(s, KindTryAgain)
 	}
-	deadline := c.d.Clock().Add(c.cfg.ClaimWait)
-	for cur != nil && cur.Status == StatusCompleting && c.d.Clock().Before(deadline) {
+	timeout := time.NewTimer(c.cfg.ClaimWait)
+	defer timeout.Stop()
+	for delay := 20 * time.Millisecond; c.busy(cur); delay = min(2*delay, 400*time.Millisecond) {
 		select {
 		case <-ctx.Done():
 			return c.base(s, KindInProgress)
-		case <-time.After(50 * time.Millisecond):
+		case <-timeout.C:
+			return c.base(s, KindInProgress)
+		case <-time.After(delay):
 		}
 		n, gerr := c.d.Store.Get(ctx, s.SessionURI)
 		if gerr != nil {
-			break
+			return c.base(s, KindTryAgain)
 		}
 		cur = n
-	}
-	if cur == nil {
-		return c.base(s, KindTryAgain)
 	}
 	if o := c.settled(ctx, log, cur); o != nil {
 		return o
 	}
-	if cur.Status == StatusCompleting {
-		return c.base(s, KindInProgress)
+	if AttemptsExhausted(cur.Attempts, MaxCodeAttempts) {
+		log.WarnContext(ctx, "verification code refused: no attempts left", "attempts", cur.Attempts)
+		return c.base(cur, KindTooManyAttempts)
 	}
-	// Released back to PENDING by a transient failure: the user may retry.
+	// Released back to PENDING by a transient failure, or held under a
+	// stale claim (its holder died; the lease lets a retry take it over):
+	// the user may retry.
 	return c.base(s, KindTryAgain)
+}
+
+// busy reports whether another request is deciding s: it completes it under
+// a live claim, or it used the last verification attempt and is about to
+// complete or fail it.
+func (c *Callback) busy(s *Session) bool {
+	switch s.Status {
+	case StatusCompleting:
+		return c.claimLive(s)
+	case StatusPending:
+		return AttemptsExhausted(s.Attempts, MaxCodeAttempts)
+	}
+	return false
 }
 
 // denied handles a redirect that carries an OAuth error instead of consent.

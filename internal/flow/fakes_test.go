@@ -159,15 +159,22 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 	})
 }
 
-func (m *memStore) RecordFailedAttempt(_ context.Context, uri string, max int, reason string) (*flow.Session, error) {
+func (m *memStore) ReserveAttempt(_ context.Context, uri string, max int, now time.Time) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
-		if s.StatusAt(m.now()) != flow.StatusPending {
+		if !s.ClaimableAt(now) || flow.AttemptsExhausted(s.Attempts, max) {
 			return false
 		}
 		s.Attempts++
-		if flow.AttemptsExhausted(s.Attempts, max) {
-			s.Status, s.FailureReason = flow.StatusFailed, reason
+		return true
+	})
+}
+
+func (m *memStore) Release(_ context.Context, uri string) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if s.Status != flow.StatusCompleting {
+			return false
 		}
+		s.Status, s.ClaimedAt, s.Attempts = flow.StatusPending, time.Time{}, max(s.Attempts-1, 0)
 		return true
 	})
 }

@@ -676,7 +676,8 @@ func TestCallbackExpiryDuringCompletionDoesNotFailTask(t *testing.T) {
 	if len(rs) != 1 || !rs[0].OK {
 		t.Fatalf("task results %+v", rs)
 	}
-	if s := e.store.sessions[p.SessionID]; s.Attempts != 0 || s.Status != flow.StatusCompleted {
+	// One attempt: the right code's own reservation.
+	if s := e.store.sessions[p.SessionID]; s.Attempts != 1 || s.Status != flow.StatusCompleted {
 		t.Fatalf("session %+v", s)
 	}
 }
@@ -693,6 +694,10 @@ func TestCallbackStrongerBindingWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o := strict.Confirm(context.Background(), p); o.Kind != flow.KindBadRequest || o.Reason != flow.ReasonMissingCode {
+		t.Fatalf("none-session under code config, no code: %v", o.Kind)
+	}
+	p.Code = "ABCDE-FGHJK"
 	if o := strict.Confirm(context.Background(), p); o.Kind != flow.KindWrongCode {
 		t.Fatalf("none-session under code config: %v", o.Kind)
 	}

@@ -62,12 +62,19 @@ type SessionStore interface {
 	// clock, returning to PENDING clears it. If the stored status is not
 	// in from: (current, ErrConflict).
 	Transition(ctx context.Context, sessionURI string, from []Status, to Status, reason string) (*Session, error)
-	// RecordFailedAttempt adds one wrong-code attempt to a session that is
-	// PENDING at the store's clock (StatusAt); when the attempts reach max
-	// (AttemptsExhausted) it sets FAILED with FailureReason reason in the
-	// same write. Returns the updated session, or (current, ErrConflict)
-	// without counting.
-	RecordFailedAttempt(ctx context.Context, sessionURI string, max int, reason string) (*Session, error)
+	// ReserveAttempt counts one verification-code comparison before it is
+	// made: if the session is ClaimableAt(now) and its Attempts do not yet
+	// exhaust max (AttemptsExhausted), it adds one to Attempts and returns
+	// the updated session. Otherwise (current, ErrConflict), counting
+	// nothing. However many requests race, at most max comparisons are
+	// ever reserved for one session.
+	ReserveAttempt(ctx context.Context, sessionURI string, max int, now time.Time) (*Session, error)
+	// Release gives a claimed session back after a transient failure:
+	// COMPLETING -> PENDING, ClaimedAt cleared, and the attempt the
+	// claimant reserved returned (Attempts - 1, never below 0), so a right
+	// code does not use up the limit when AgentCore was unavailable. If the
+	// stored status is not COMPLETING: (current, ErrConflict).
+	Release(ctx context.Context, sessionURI string) (*Session, error)
 	// MarkNotified sets NotifiedAt=now (the store's clock when now is zero)
 	// and, when codeHash is not empty, replaces CodeHash, only if the
 	// session was not notified before, whatever its status. Otherwise

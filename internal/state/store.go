@@ -549,6 +549,15 @@ func (e *exprs) status(s flow.Status) string {
 // for an open status s: stored as s and not expired at now (a session is
 // expired from ExpiresAt on). Times are whole milliseconds, so comparing
 // milliseconds decides as flow.Session.ExpiredAt does.
+// claimableAt is flow.Session.ClaimableAt(now) as a condition: PENDING at
+// now, or COMPLETING at now under no claim or one older than the lease.
+func (e *exprs) claimableAt(now time.Time) string {
+	stale := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
+		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", now.UnixMilli()-flow.ClaimLease.Milliseconds()))
+	return fmt.Sprintf("%s OR (%s AND %s)",
+		e.statusAt(flow.StatusPending, now), e.statusAt(flow.StatusCompleting, now), stale)
+}
+
 func (e *exprs) statusAt(s flow.Status, now time.Time) string {
 	if !s.Open() {
 		panic("state: statusAt of a status that does not expire: " + string(s))
@@ -621,13 +630,9 @@ func (st *Store) result(s *flow.Session, conflict bool, err error) (*flow.Sessio
 // or COMPLETING at now under no claim or one older than flow.ClaimLease.
 func (st *Store) Claim(ctx context.Context, sessionURI string, now time.Time) (*flow.Session, error) {
 	e := newExprs()
-	stale := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
-		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", now.UnixMilli()-flow.ClaimLease.Milliseconds()))
-	cond := fmt.Sprintf("%s OR (%s AND %s)",
-		e.statusAt(flow.StatusPending, now), e.statusAt(flow.StatusCompleting, now), stale)
 	update := fmt.Sprintf("SET %s = %s, %s = %s",
 		e.n(aStatus), e.status(flow.StatusCompleting), e.n(aClaimedAt), e.i("now", now.UnixMilli()))
-	return st.result(st.update(ctx, sessionURI, e, update, cond))
+	return st.result(st.update(ctx, sessionURI, e, update, e.claimableAt(now)))
 }
 
 // Transition implements flow.SessionStore. Every from must
@@ -676,49 +681,38 @@ func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 
-// RecordFailedAttempt implements flow.SessionStore. Only a session PENDING
-// at the store's clock (flow.Session.StatusAt) counts attempts. The attempt
-// that exhausts max (flow.AttemptsExhausted) also sets FAILED and
-// FailureReason=reason in the same conditional write, so concurrent callers
-// never count past max and exactly one of them sees the FAILED transition.
-func (st *Store) RecordFailedAttempt(ctx context.Context, sessionURI string, maxAttempts int, reason string) (*flow.Session, error) {
-	// The stored count before the attempt that exhausts the limit: the
-	// least n with flow.AttemptsExhausted(n+1, maxAttempts).
-	last := int64(max(maxAttempts, 1) - 1)
-	for try := 0; try < 16; try++ {
-		now := st.clock()
-		// Not the last allowed attempt: a plain increment.
+// ReserveAttempt implements flow.SessionStore: one conditional write adds
+// one to attempts while the session is claimable at now and below max, so
+// concurrent requests can never reserve more than max comparisons.
+func (st *Store) ReserveAttempt(ctx context.Context, sessionURI string, maxAttempts int, now time.Time) (*flow.Session, error) {
+	e := newExprs()
+	// The least count that exhausts the limit (flow.AttemptsExhausted).
+	limit := int64(max(maxAttempts, 1))
+	cond := fmt.Sprintf("(%s) AND %s < %s", e.claimableAt(now), e.n(aAttempts), e.i("limit", limit))
+	update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// Release implements flow.SessionStore: COMPLETING -> PENDING, ClaimedAt
+// removed, and the claimant's reserved attempt given back (never below 0).
+func (st *Store) Release(ctx context.Context, sessionURI string) (*flow.Session, error) {
+	for _, refund := range []bool{true, false} {
 		e := newExprs()
-		cond := fmt.Sprintf("%s AND %s < %s",
-			e.statusAt(flow.StatusPending, now), e.n(aAttempts), e.i("last", last))
-		update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+		cond := fmt.Sprintf("%s = %s", e.n(aStatus), e.status(flow.StatusCompleting))
+		update := fmt.Sprintf("SET %s = %s", e.n(aStatus), e.status(flow.StatusPending))
+		if refund {
+			cond += fmt.Sprintf(" AND %s > %s", e.n(aAttempts), e.i("zero", 0))
+			update += fmt.Sprintf(", %s = %s - %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+		}
+		update += " REMOVE " + e.n(aClaimedAt)
 		s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
-		if err != nil || !conflict {
+		if err != nil || !conflict || s == nil || s.Status != flow.StatusCompleting || s.Attempts > 0 {
+			// Done, failed, or not COMPLETING: the first answer is final.
 			return st.result(s, conflict, err)
 		}
-		if s.StatusAt(now) != flow.StatusPending {
-			return st.result(s, true, nil)
-		}
-		// The attempt that exhausts the limit: increment and fail together.
-		e = newExprs()
-		cond = fmt.Sprintf("%s AND %s >= %s",
-			e.statusAt(flow.StatusPending, now), e.n(aAttempts), e.i("last", last))
-		update = fmt.Sprintf("SET %s = %s + %s, %s = %s",
-			e.n(aAttempts), e.n(aAttempts), e.i("one", 1),
-			e.n(aStatus), e.status(flow.StatusFailed))
-		if reason != "" {
-			update += fmt.Sprintf(", %s = %s", e.n(aFailureReason), e.s("reason", reason))
-		}
-		s, conflict, err = st.update(ctx, sessionURI, e, update, cond)
-		if err != nil || !conflict {
-			return st.result(s, conflict, err)
-		}
-		if s.StatusAt(now) != flow.StatusPending {
-			return st.result(s, true, nil)
-		}
-		// Still PENDING below the limit (attempts were reset meanwhile): retry.
+		// COMPLETING with nothing to refund: release without a refund.
 	}
-	return nil, errors.New("state: record failed attempt: too much contention")
+	return nil, errors.New("state: release: unreachable")
 }
 
 // MarkNotified implements flow.SessionStore.

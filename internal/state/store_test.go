@@ -316,8 +316,8 @@ func TestNotFound(t *testing.T) {
 	if _, err := f.st.Transition(ctx, missing, []flow.Status{flow.StatusPending}, flow.StatusFailed, ""); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("Transition: %v", err)
 	}
-	if _, err := f.st.RecordFailedAttempt(ctx, missing, 5, ""); !errors.Is(err, flow.ErrNotFound) {
-		t.Errorf("RecordFailedAttempt: %v", err)
+	if _, err := f.st.ReserveAttempt(ctx, missing, 5, time.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("ReserveAttempt: %v", err)
 	}
 	if _, err := f.st.MarkNotified(ctx, missing, "", base); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("MarkNotified: %v", err)
@@ -551,59 +551,6 @@ func TestClaimExpiredRefused(t *testing.T) {
 	}
 }
 
-func TestRecordFailedAttempt(t *testing.T) {
-	f := setup(t)
-	ctx := context.Background()
-	s := f.create(t, newSession(""))
-	for i := 1; i <= 2; i++ {
-		got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
-		if err != nil {
-			t.Fatalf("attempt %d: %v", i, err)
-		}
-		wantStatus(t, got, flow.StatusPending)
-		if got.Attempts != i || got.FailureReason != "" {
-			t.Fatalf("attempt %d: %+v", i, got)
-		}
-	}
-	got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
-	if err != nil {
-		t.Fatalf("attempt 3: %v", err)
-	}
-	wantStatus(t, got, flow.StatusFailed)
-	if got.Attempts != 3 || got.FailureReason != contract.ErrBindingFailed {
-		t.Fatalf("attempt 3: %+v", got)
-	}
-	cur, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
-	if !errors.Is(err, flow.ErrConflict) || cur.Attempts != 3 || cur.Status != flow.StatusFailed {
-		t.Fatalf("attempt 4: %+v %v", cur, err)
-	}
-
-	// max <= 1: the first wrong code fails the session.
-	one := f.create(t, newSession(""))
-	for _, max := range []int{1} {
-		got, err := f.st.RecordFailedAttempt(ctx, one.SessionURI, max, "r")
-		if err != nil || got.Status != flow.StatusFailed || got.Attempts != 1 {
-			t.Fatalf("max=%d: %+v %v", max, got, err)
-		}
-	}
-	zero := f.create(t, newSession(""))
-	if got, err := f.st.RecordFailedAttempt(ctx, zero.SessionURI, 0, "r"); err != nil || got.Status != flow.StatusFailed {
-		t.Fatalf("max=0: %+v %v", got, err)
-	}
-
-	// Not PENDING: refused, nothing counted.
-	claimed := f.sessionIn(t, flow.StatusCompleting)
-	if cur, err := f.st.RecordFailedAttempt(ctx, claimed.SessionURI, 5, "r"); !errors.Is(err, flow.ErrConflict) || cur.Attempts != 0 || cur.Status != flow.StatusCompleting {
-		t.Fatalf("COMPLETING: %+v %v", cur, err)
-	}
-	// Expired (by the store's clock): refused, reported as EXPIRED.
-	exp := f.create(t, newSession(""))
-	f.clk.Set(exp.ExpiresAt.Add(time.Second))
-	if cur, err := f.st.RecordFailedAttempt(ctx, exp.SessionURI, 5, "r"); !errors.Is(err, flow.ErrConflict) || cur.Status != flow.StatusExpired || cur.Attempts != 0 {
-		t.Fatalf("expired: %+v %v", cur, err)
-	}
-}
-
 func TestMarkNotified(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
@@ -749,36 +696,6 @@ func TestRaceClaim(t *testing.T) {
 	})
 	if wins != 1 || conflicts != 49 {
 		t.Fatalf("wins=%d conflicts=%d, want 1 and 49", wins, conflicts)
-	}
-}
-
-func TestRaceRecordFailedAttempt(t *testing.T) {
-	f := setup(t)
-	s := f.create(t, newSession(""))
-	const max = 5
-	var mu sync.Mutex
-	pending, failedNow, conflicts := 0, 0, 0
-	race(20, func(int) {
-		got, err := f.st.RecordFailedAttempt(context.Background(), s.SessionURI, max, contract.ErrBindingFailed)
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil && got.Status == flow.StatusPending:
-			pending++
-		case err == nil && got.Status == flow.StatusFailed && got.Attempts == max:
-			failedNow++
-		case errors.Is(err, flow.ErrConflict) && got.Status == flow.StatusFailed:
-			conflicts++
-		default:
-			t.Errorf("RecordFailedAttempt: %+v %v", got, err)
-		}
-	})
-	if pending != max-1 || failedNow != 1 || conflicts != 20-max {
-		t.Fatalf("pending=%d failed=%d conflicts=%d, want %d, 1, %d", pending, failedNow, conflicts, max-1, 20-max)
-	}
-	got := f.get(t, s.SessionURI)
-	if got.Attempts != max || got.Status != flow.StatusFailed || got.FailureReason != contract.ErrBindingFailed {
-		t.Fatalf("final %+v", got)
 	}
 }
 

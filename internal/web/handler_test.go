@@ -198,7 +198,7 @@ func TestEveryOutcomeRendersSafely(t *testing.T) {
 
 // The domain answers with reasons; the words are the web layer's.
 func TestEveryReasonIsWorded(t *testing.T) {
-	for r := flow.ReasonNone + 1; r <= flow.ReasonProviderError; r++ {
+	for r := flow.ReasonNone + 1; r <= flow.ReasonMissingCode; r++ {
 		words, ok := reasonWords[r]
 		if !ok || words == "" {
 			t.Fatalf("reason %d has no words", r)
@@ -216,6 +216,7 @@ func TestEveryReasonIsWorded(t *testing.T) {
 		flow.ReasonMalformedLink:     "The link is malformed.",
 		flow.ReasonCompletionRefused: "AgentCore Identity did not accept the authorization.",
 		flow.ReasonProviderError:     "The provider reported an error.",
+		flow.ReasonMissingCode:       "Enter the verification code",
 	} {
 		if resp := respond(0, &flow.Outcome{Kind: flow.KindBadRequest, Reason: r}); !strings.Contains(resp.Body, want) {
 			t.Errorf("reason %d: page lacks %q", r, want)

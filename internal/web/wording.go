@@ -18,6 +18,7 @@ var reasonWords = map[flow.Reason]string{
 	flow.ReasonMalformedLink:     "The link is malformed.",
 	flow.ReasonCompletionRefused: "AgentCore Identity did not accept the authorization.",
 	flow.ReasonProviderError:     "The provider reported an error.",
+	flow.ReasonMissingCode:       "Enter the verification code you were given, then press Connect.",
 }
 
 // Messages for requests the handler refuses before the domain sees them.

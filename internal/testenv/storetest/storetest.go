@@ -60,7 +60,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SingleUse", testSingleUse},
 		{"RaceClaim", testRaceClaim},
 		{"RaceTransition", testRaceTransition},
-		{"RaceRecordFailedAttempt", testRaceRecordFailedAttempt},
+		{"Release", testRelease},
+		{"RaceReserveAttempt", testRaceReserveAttempt},
+		{"RaceReserveAttemptStaleClaim", testRaceReserveAttemptStaleClaim},
 		{"RaceCreateSameTaskToken", testRaceCreateSameTaskToken},
 		{"RaceMarkNotified", testRaceMarkNotified},
 	} {
@@ -377,8 +379,11 @@ func testNotFound(t *testing.T, f *fixture) {
 	if _, err := f.st.Transition(ctx, missing, []flow.Status{flow.StatusPending}, flow.StatusFailed, ""); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("Transition: %v", err)
 	}
-	if _, err := f.st.RecordFailedAttempt(ctx, missing, 5, ""); !errors.Is(err, flow.ErrNotFound) {
-		t.Errorf("RecordFailedAttempt: %v", err)
+	if _, err := f.st.ReserveAttempt(ctx, missing, 5, f.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("ReserveAttempt: %v", err)
+	}
+	if _, err := f.st.Release(ctx, missing); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("Release: %v", err)
 	}
 	if _, err := f.st.MarkNotified(ctx, missing, "", f.Now()); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("MarkNotified: %v", err)
@@ -604,8 +609,8 @@ func testClaimExpired(t *testing.T, f *fixture) {
 func testAttempts(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	s := f.create(t, f.session(""))
-	for i := 1; i <= 2; i++ {
-		got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
+	for i := 1; i <= 3; i++ {
+		got, err := f.st.ReserveAttempt(ctx, s.SessionURI, 3, f.Now())
 		if err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
@@ -614,60 +619,96 @@ func testAttempts(t *testing.T, f *fixture) {
 			t.Fatalf("attempt %d: %+v", i, got)
 		}
 	}
-	got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
-	if err != nil {
-		t.Fatalf("attempt 3: %v", err)
-	}
-	wantStatus(t, got, flow.StatusFailed)
-	if got.Attempts != 3 || got.FailureReason != contract.ErrBindingFailed {
-		t.Fatalf("attempt 3: %+v", got)
-	}
-	cur, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 3, contract.ErrBindingFailed)
-	wantConflict(t, "attempt 4", cur, err, flow.StatusFailed)
+	// The limit is reached: nothing more is reserved, the status stays
+	// (the caller that used the last attempt settles the session).
+	cur, err := f.st.ReserveAttempt(ctx, s.SessionURI, 3, f.Now())
+	wantConflict(t, "attempt 4", cur, err, flow.StatusPending)
 	if cur.Attempts != 3 {
-		t.Fatalf("attempt after FAILED counted: %d", cur.Attempts)
+		t.Fatalf("attempt beyond the limit counted: %d", cur.Attempts)
 	}
 
-	// A limit of 1 or below: the first wrong code fails the session.
+	// A limit of 1 or below allows one attempt.
 	for _, limit := range []int{1, 0, -1} {
 		s := f.create(t, f.session(""))
-		got, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, limit, "r")
-		if err != nil || got.Status != flow.StatusFailed || got.Attempts != 1 || got.FailureReason != "r" {
-			t.Fatalf("limit %d: %+v %v", limit, got, err)
+		if got, err := f.st.ReserveAttempt(ctx, s.SessionURI, limit, f.Now()); err != nil || got.Attempts != 1 {
+			t.Fatalf("limit %d, first: %+v %v", limit, got, err)
 		}
+		cur, err := f.st.ReserveAttempt(ctx, s.SessionURI, limit, f.Now())
+		wantConflict(t, fmt.Sprintf("limit %d, second", limit), cur, err, flow.StatusPending)
 	}
-	// An empty reason at the limit: FAILED without a reason.
-	e := f.create(t, f.session(""))
-	if got, err := f.st.RecordFailedAttempt(ctx, e.SessionURI, 1, ""); err != nil || got.Status != flow.StatusFailed || got.FailureReason != "" {
-		t.Fatalf("empty reason: %+v %v", got, err)
-	}
-	// Attempts survive a claim and its release.
+	// Attempts survive a claim and a plain transition back.
 	k := f.create(t, f.session(""))
-	if _, err := f.st.RecordFailedAttempt(ctx, k.SessionURI, 5, "r"); err != nil {
+	if _, err := f.st.ReserveAttempt(ctx, k.SessionURI, 5, f.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Claim(ctx, k.SessionURI, f.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.transition(t, k.SessionURI, flow.StatusCompleting, flow.StatusPending, ""); got.Attempts != 1 {
-		t.Fatalf("attempts after claim and release: %d", got.Attempts)
+		t.Fatalf("attempts after claim and transition back: %d", got.Attempts)
 	}
-	// Not PENDING: refused, nothing counted.
+	// Not claimable (settled, or COMPLETING under a live claim): refused,
+	// nothing counted.
 	for _, st := range Statuses[1:] {
 		s := f.in(t, st)
-		cur, err := f.st.RecordFailedAttempt(ctx, s.SessionURI, 5, "r")
+		cur, err := f.st.ReserveAttempt(ctx, s.SessionURI, 5, f.Now())
 		wantConflict(t, "attempt on "+string(st), cur, err, st)
 		if cur.Attempts != 0 {
 			t.Fatalf("attempt on %s counted", st)
 		}
 	}
-	// Expired by the store's clock: refused, seen as EXPIRED.
+	// COMPLETING under a stale claim is claimable, so an attempt counts.
+	c := f.in(t, flow.StatusCompleting)
+	later := f.Now().Add(flow.ClaimLease + time.Second)
+	if got, err := f.st.ReserveAttempt(ctx, c.SessionURI, 5, later); err != nil || got.Attempts != 1 || got.Status != flow.StatusCompleting {
+		t.Fatalf("attempt under a stale claim: %+v %v", got, err)
+	}
+	// Expired at now: refused, seen as EXPIRED.
 	x := f.create(t, f.session(""))
 	f.set(x.ExpiresAt)
-	cur, err = f.st.RecordFailedAttempt(ctx, x.SessionURI, 5, "r")
+	cur, err = f.st.ReserveAttempt(ctx, x.SessionURI, 5, x.ExpiresAt)
 	wantConflict(t, "attempt at ExpiresAt", cur, err, flow.StatusExpired)
 	if cur.Attempts != 0 {
 		t.Fatal("attempt on an expired session counted")
+	}
+}
+
+// testRelease: a claimed session goes back to PENDING with its claimant's
+// attempt returned; nothing else can be released.
+func testRelease(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	s := f.create(t, f.session(""))
+	for i := 0; i < 2; i++ {
+		if _, err := f.st.ReserveAttempt(ctx, s.SessionURI, 5, f.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.Claim(ctx, s.SessionURI, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.st.Release(ctx, s.SessionURI)
+	if err != nil || got.Status != flow.StatusPending || got.Attempts != 1 || !got.ClaimedAt.IsZero() {
+		t.Fatalf("release: %+v %v", got, err)
+	}
+	if got := f.get(t, s.SessionURI); got.Status != flow.StatusPending || got.Attempts != 1 || !got.ClaimedAt.IsZero() {
+		t.Fatalf("stored after release: %+v", got)
+	}
+	// No attempt to give back (binding none): released, attempts stay 0.
+	n := f.create(t, f.session(""))
+	if _, err := f.st.Claim(ctx, n.SessionURI, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.st.Release(ctx, n.SessionURI); err != nil || got.Status != flow.StatusPending || got.Attempts != 0 {
+		t.Fatalf("release without attempts: %+v %v", got, err)
+	}
+	// Anything but COMPLETING: refused, unchanged.
+	for _, st := range Statuses {
+		if st == flow.StatusCompleting {
+			continue
+		}
+		s := f.in(t, st)
+		cur, err := f.st.Release(ctx, s.SessionURI)
+		wantConflict(t, "release of "+string(st), cur, err, st)
 	}
 }
 
@@ -720,8 +761,10 @@ func testSingleUse(t *testing.T, f *fixture) {
 			}
 		}
 	}
-	cur, err = f.st.RecordFailedAttempt(ctx, s.SessionURI, 5, "r")
+	cur, err = f.st.ReserveAttempt(ctx, s.SessionURI, 5, later)
 	wantConflict(t, "attempt on a completed session", cur, err, flow.StatusCompleted)
+	cur, err = f.st.Release(ctx, s.SessionURI)
+	wantConflict(t, "release of a completed session", cur, err, flow.StatusCompleted)
 	dup := f.session("")
 	dup.SessionURI = s.SessionURI
 	cur, err = f.st.Create(ctx, dup)
@@ -796,32 +839,60 @@ func testRaceTransition(t *testing.T, f *fixture) {
 	}
 }
 
-func testRaceRecordFailedAttempt(t *testing.T, f *fixture) {
+// testRaceReserveAttempt: however many requests race, exactly limit
+// attempts are reserved, each with its own count.
+func testRaceReserveAttempt(t *testing.T, f *fixture) {
 	s := f.create(t, f.session(""))
 	const limit = 5
 	var mu sync.Mutex
-	pending, failedNow, conflicts := 0, 0, 0
+	counts := map[int]int{}
+	conflicts := 0
 	race(racers, func(int) {
-		got, err := f.st.RecordFailedAttempt(context.Background(), s.SessionURI, limit, contract.ErrBindingFailed)
+		got, err := f.st.ReserveAttempt(context.Background(), s.SessionURI, limit, f.Now())
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case err == nil && got.Status == flow.StatusPending:
-			pending++
-		case err == nil && got.Status == flow.StatusFailed && got.Attempts == limit:
-			failedNow++
-		case errors.Is(err, flow.ErrConflict) && got != nil && got.Status == flow.StatusFailed:
+			counts[got.Attempts]++
+		case errors.Is(err, flow.ErrConflict) && got != nil && got.Attempts == limit:
 			conflicts++
 		default:
-			t.Errorf("RecordFailedAttempt: %+v %v", got, err)
+			t.Errorf("ReserveAttempt: %+v %v", got, err)
 		}
 	})
-	if pending != limit-1 || failedNow != 1 || conflicts != racers-limit {
-		t.Fatalf("pending=%d failed=%d conflicts=%d, want %d, 1, %d", pending, failedNow, conflicts, limit-1, racers-limit)
+	if len(counts) != limit || conflicts != racers-limit {
+		t.Fatalf("reserved counts %v, conflicts %d; want 1..%d once each and %d conflicts", counts, conflicts, limit, racers-limit)
 	}
-	got := f.get(t, s.SessionURI)
-	if got.Attempts != limit || got.Status != flow.StatusFailed || got.FailureReason != contract.ErrBindingFailed {
+	for i := 1; i <= limit; i++ {
+		if counts[i] != 1 {
+			t.Fatalf("count %d reserved %d times", i, counts[i])
+		}
+	}
+	if got := f.get(t, s.SessionURI); got.Attempts != limit || got.Status != flow.StatusPending {
 		t.Fatalf("final %+v", got)
+	}
+}
+
+// testRaceReserveAttemptStaleClaim: a session stuck in COMPLETING under a
+// stale claim still allows no more than limit attempts.
+func testRaceReserveAttemptStaleClaim(t *testing.T, f *fixture) {
+	s := f.in(t, flow.StatusCompleting)
+	later := f.Now().Add(flow.ClaimLease + time.Second)
+	const limit = 5
+	var mu sync.Mutex
+	won := 0
+	race(racers, func(int) {
+		got, err := f.st.ReserveAttempt(context.Background(), s.SessionURI, limit, later)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			won++
+		} else if !errors.Is(err, flow.ErrConflict) || got == nil {
+			t.Errorf("ReserveAttempt: %+v %v", got, err)
+		}
+	})
+	if got := f.get(t, s.SessionURI); won != limit || got.Attempts != limit {
+		t.Fatalf("won %d, attempts %d; want %d", won, got.Attempts, limit)
 	}
 }
 
