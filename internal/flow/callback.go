@@ -97,14 +97,25 @@ type CallbackConfig struct {
 	// ClaimWait bounds how long a request that lost the race for a session
 	// waits for the winner to finish, so it can answer "already connected".
 	ClaimWait time.Duration
-	// CompleteTimeout bounds CompleteResourceTokenAuth, retries included
-	// (default 5 s; the callback function's timeout is 10 s).
+	// CompleteTimeout bounds CompleteResourceTokenAuth (default 4 s: with
+	// the vault check and the settling writes it stays inside the callback
+	// function's 10 s timeout).
 	CompleteTimeout time.Duration
+	// WorkloadName and ReturnURL (the callback's own URL, registered on the
+	// workload identity) let the callback ask AgentCore's vault whether a
+	// session completed when CompleteResourceTokenAuth's answer is lost or
+	// refused. Without them such a session keeps its claim until the lease
+	// ends.
+	WorkloadName string
+	ReturnURL    string
 }
 
 // settleTimeout bounds the store and Step Functions calls that record the
-// outcome of a completion attempt.
-const settleTimeout = 3 * time.Second
+// outcome of a completion attempt; vaultTimeout the vault check before them.
+const (
+	settleTimeout = 3 * time.Second
+	vaultTimeout  = 2 * time.Second
+)
 
 // Callback handles the browser's return from AgentCore.
 type Callback struct {
@@ -121,7 +132,7 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 		cfg.ClaimWait = 3 * time.Second
 	}
 	if cfg.CompleteTimeout == 0 {
-		cfg.CompleteTimeout = 5 * time.Second
+		cfg.CompleteTimeout = 4 * time.Second
 	}
 	return &Callback{cfg: cfg, d: d}, nil
 }
@@ -316,7 +327,7 @@ func (c *Callback) noAttempt(ctx context.Context, log *slog.Logger, s, cur *Sess
 
 // complete claims the session, completes it at AgentCore for user and
 // records the result: completed (and the workflow resumed), released for a
-// retry after a transient failure, or failed.
+// retry, kept while the outcome is unknown, or failed.
 func (c *Callback) complete(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, user UserRef) *Outcome {
 	claimed, err := c.d.Store.Claim(ctx, s.SessionURI, c.d.Clock())
 	if err != nil {
@@ -324,43 +335,92 @@ func (c *Callback) complete(ctx context.Context, log *slog.Logger, s *Session, p
 	}
 	log.InfoContext(ctx, "session claimed; completing at AgentCore")
 	err = c.completeAtAgentCore(ctx, s, user)
-	// Record the result even if the request context ended meanwhile.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
+	// Find out and record the result even if the request context ended
+	// meanwhile.
+	ctx = context.WithoutCancel(ctx)
 	if err != nil {
-		return c.notCompleted(ctx, log, s, p, err)
+		return c.notCompleted(ctx, log, s, p, user, err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
 	return c.completed(ctx, log, s)
 }
 
-// completeAtAgentCore calls CompleteResourceTokenAuth, bounded (SDK retries
-// included) so the writes that follow still have time inside the function's
-// own deadline.
+// completeAtAgentCore calls CompleteResourceTokenAuth once, bounded so the
+// vault check and the writes that follow still have time inside the
+// function's own deadline.
 func (c *Callback) completeAtAgentCore(ctx context.Context, s *Session, user UserRef) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
 	defer cancel()
 	return c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user)
 }
 
-// notCompleted settles a claimed session AgentCore did not complete: a
-// transient failure releases it so the user may retry, any other fails it
-// and the waiting task.
-func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, err error) *Outcome {
+// notCompleted settles a claimed session whose CompleteResourceTokenAuth
+// failed. Throttling is a definite "not done": the session is released for
+// a retry. Any other failure may hide a completion (the answer was lost or
+// came too late, or an earlier call that did take effect makes this one
+// "already completed"), so AgentCore's vault is asked before deciding:
+//   - the token is stored: the session completed after all;
+//   - the session still waits: released for a retry if the outcome was
+//     unknown, failed if AgentCore refused;
+//   - AgentCore gave the session up: failed;
+//   - the vault cannot be asked: the claim is kept, so that no second
+//     Complete runs until the claim's lease ends (then a retry takes over
+//     and asks again).
+func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, user UserRef, err error) *Outcome {
 	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
-	if f.Retryable() {
-		log.WarnContext(ctx, "CompleteResourceTokenAuth failed transiently; session released", "error", f.Name)
-		if _, err := c.d.Store.Release(ctx, s.SessionURI); err != nil {
-			log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
-		}
-		out := c.base(s, KindTryAgain)
-		out.SessionURI, out.State = s.SessionURI, p.State
-		return out
+	if f.Name == contract.ErrThrottled {
+		return c.release(ctx, log, s, p, "CompleteResourceTokenAuth throttled; session released", f.Name)
 	}
-	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name)
+	unknown := errors.Is(err, ErrOutcomeUnknown) || f.Retryable()
+	state, verr := c.vaultState(ctx, s, user)
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	switch {
+	case verr != nil:
+		log.WarnContext(ctx, "CompleteResourceTokenAuth failed and the vault could not be asked; the claim is kept until its lease ends",
+			"error", f.Name, "outcomeUnknown", unknown, "vaultError", AsFailure(verr, contract.ErrAgentCoreUnavailable).Name)
+		return c.base(s, KindInProgress)
+	case state == VaultStored:
+		log.WarnContext(ctx, "CompleteResourceTokenAuth failed but the session's token is in the vault: completed", "error", f.Name, "outcomeUnknown", unknown)
+		return c.completed(ctx, log, s)
+	case state == VaultPending && unknown:
+		return c.release(ctx, log, s, p, "CompleteResourceTokenAuth failed and did not take effect; session released", f.Name)
+	}
+	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name, "sessionFailed", state == VaultFailed)
 	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
 	out := c.base(s, KindFailed)
 	out.Reason = ReasonCompletionRefused
 	return out
+}
+
+// release gives the claimed session back so the user may retry.
+func (c *Callback) release(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, msg, name string) *Outcome {
+	log.WarnContext(ctx, msg, "error", name)
+	if _, err := c.d.Store.Release(ctx, s.SessionURI); err != nil {
+		log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
+	}
+	out := c.base(s, KindTryAgain)
+	out.SessionURI, out.State = s.SessionURI, p.State
+	return out
+}
+
+// vaultState asks AgentCore, as the user the session is completed for,
+// whether the session's token is in the vault (bounded by vaultTimeout).
+func (c *Callback) vaultState(ctx context.Context, s *Session, user UserRef) (VaultState, error) {
+	if c.cfg.WorkloadName == "" || c.cfg.ReturnURL == "" {
+		return 0, errors.New("vault check not configured (workload name, return URL)")
+	}
+	ctx, cancel := context.WithTimeout(ctx, vaultTimeout)
+	defer cancel()
+	wat, err := c.d.Identity.WorkloadAccessToken(ctx, c.cfg.WorkloadName, user)
+	if err != nil {
+		return 0, err
+	}
+	return c.d.Identity.SessionVaultState(ctx, wat, TokenRequest{
+		Provider: s.Provider, Scopes: s.Scopes, Flow: FlowUserFederation,
+		ReturnURL: c.cfg.ReturnURL, SessionURI: s.SessionURI,
+	})
 }
 
 // completed records a completion AgentCore accepted and resumes the

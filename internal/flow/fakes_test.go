@@ -207,6 +207,11 @@ type fakeIdentity struct {
 	token      flow.TokenResult
 	completeFn func(n int) error // n = 1-based call number
 	uris       int
+	// stored: sessions whose Complete returned nil. vaultFn, if set,
+	// answers SessionVaultState instead.
+	stored  map[string]bool
+	vaultFn func(r flow.TokenRequest) (flow.VaultState, error)
+	vaultRq []flow.TokenRequest
 }
 
 func (f *fakeIdentity) record(op string) {
@@ -261,10 +266,33 @@ func (f *fakeIdentity) CompleteResourceTokenAuth(_ context.Context, uri string, 
 	f.mu.Unlock()
 	// Outside the lock, so concurrent callers really overlap.
 	time.Sleep(5 * time.Millisecond)
+	var err error
 	if fn != nil {
-		return fn(n)
+		err = fn(n)
 	}
-	return nil
+	if err == nil {
+		f.mu.Lock()
+		if f.stored == nil {
+			f.stored = map[string]bool{}
+		}
+		f.stored[uri] = true
+		f.mu.Unlock()
+	}
+	return err
+}
+
+func (f *fakeIdentity) SessionVaultState(_ context.Context, wat string, r flow.TokenRequest) (flow.VaultState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("SessionVaultState")
+	f.vaultRq = append(f.vaultRq, r)
+	if f.vaultFn != nil {
+		return f.vaultFn(r)
+	}
+	if f.stored[r.SessionURI] {
+		return flow.VaultStored, nil
+	}
+	return flow.VaultPending, nil
 }
 
 type taskResult struct {
@@ -366,7 +394,8 @@ func newEnv(t *testing.T, mode flow.BindingMode) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cb, err = flow.NewCallback(flow.CallbackConfig{Binding: mode, ClaimWait: 2 * time.Second}, d)
+	e.cb, err = flow.NewCallback(flow.CallbackConfig{Binding: mode, ClaimWait: 2 * time.Second,
+		WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}

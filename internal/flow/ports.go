@@ -110,11 +110,37 @@ type TokenResult struct {
 	SessionStatus    string
 }
 
+// VaultState is what AgentCore's vault says about an authorization session.
+type VaultState int
+
+const (
+	// VaultPending: the session is still waiting to be completed.
+	VaultPending VaultState = iota + 1
+	// VaultStored: the session was completed; its token is in the vault.
+	VaultStored
+	// VaultFailed: AgentCore gave the session up (sessionStatus FAILED).
+	VaultFailed
+)
+
+// ErrOutcomeUnknown marks a failed call that may nevertheless have taken
+// effect: its answer never arrived (timeout, connection lost) or was a
+// server error. Identity adapters wrap it into such failures of
+// CompleteResourceTokenAuth.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // Identity is the slice of AgentCore Identity the flow uses.
 type Identity interface {
 	WorkloadAccessToken(ctx context.Context, workload string, user UserRef) (string, error)
 	ResourceOAuth2Token(ctx context.Context, workloadToken string, req TokenRequest) (TokenResult, error)
+	// CompleteResourceTokenAuth completes a session once: adapters do not
+	// retry it (a retry of a call that took effect is refused, and two
+	// calls must never be in flight for one session). A failure whose
+	// outcome is unknown wraps ErrOutcomeUnknown.
 	CompleteResourceTokenAuth(ctx context.Context, sessionURI string, user UserRef) error
+	// SessionVaultState asks GetResourceOauth2Token about req.SessionURI
+	// with workloadToken, and reports whether the session's token is
+	// stored, without returning the token.
+	SessionVaultState(ctx context.Context, workloadToken string, req TokenRequest) (VaultState, error)
 }
 
 // Resumer resumes a waiting Step Functions task.

@@ -111,12 +111,51 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 	default:
 		return flow.Fail(contract.ErrValidationFailed, "exactly one user identifier is required")
 	}
+	// One attempt only: a retry of a call that took effect is refused as
+	// "already completed", and two calls must never be in flight for one
+	// session. The domain retries after it has found out the truth.
 	_, err := c.API.CompleteResourceTokenAuth(ctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
-		SessionUri: aws.String(sessionURI), UserIdentifier: id})
+		SessionUri: aws.String(sessionURI), UserIdentifier: id}, func(o *bedrockagentcore.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
-		return Classify(err)
+		var f *flow.Failure
+		if errors.As(Classify(err), &f) && outcomeUnknown(err) {
+			f.Err = fmt.Errorf("%w: %w", flow.ErrOutcomeUnknown, err)
+		}
+		return f
 	}
 	return nil
+}
+
+// outcomeUnknown reports whether a failed call may have taken effect: no
+// answer arrived (timeout, cancellation, connection lost) or AgentCore
+// answered with a server error. A modeled client error (validation, access
+// denied, throttling...) is a definite refusal.
+func outcomeUnknown(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorFault() == smithy.FaultServer
+	}
+	return true
+}
+
+// SessionVaultState calls GetResourceOauth2Token for the session and maps
+// its answer: a token means the session was completed (the token itself is
+// dropped here), sessionStatus FAILED that AgentCore gave it up, anything
+// else that it still waits.
+func (c Identity) SessionVaultState(ctx context.Context, wat string, r flow.TokenRequest) (flow.VaultState, error) {
+	if r.SessionURI == "" {
+		return 0, flow.Fail(contract.ErrValidationFailed, "no session to look up")
+	}
+	res, err := c.ResourceOAuth2Token(ctx, wat, r)
+	switch {
+	case err != nil:
+		return 0, err
+	case res.AccessToken != "":
+		return flow.VaultStored, nil
+	case res.SessionStatus == string(types.SessionStatusFailed):
+		return flow.VaultFailed, nil
+	}
+	return flow.VaultPending, nil
 }
 
 // Classify maps an SDK error to a named flow.Failure. The upstream message

@@ -141,8 +141,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(&apiError{status: 404, typ: "UnknownOperationException", msg: "Unknown operation " + r.Method + " " + r.URL.Path})
 		return
 	}
+	drop := false
 	if f, ok := s.takeFault(route.op); ok {
 		switch f.Kind {
+		case FaultDropResponse:
+			call.Outcome = "fault"
+			drop = true
+		case FaultSlow:
+			call.Outcome = "fault"
+			time.Sleep(f.Delay)
 		case FaultThrottling:
 			call.Outcome = "fault"
 			fail(&apiError{status: 429, typ: "ThrottlingException", msg: "Rate exceeded"})
@@ -181,6 +188,18 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, e := s.dispatch(r, route.op, body, &call)
+	if drop {
+		// The effect happened; the answer is lost with the connection.
+		call.Outcome += "+dropped"
+		s.record(call)
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // HTTP/2 or a wrapped writer: abort the stream
+	}
 	if e != nil {
 		fail(e)
 		return

@@ -98,9 +98,12 @@
 //   - Config.Clock, SetClock, Advance, Now: an injectable clock for expiry tests.
 //   - InjectFault(op, n, fault): the next n calls of op (an Op* constant) fail with
 //     Throttle (429 ThrottlingException), InternalError (500 InternalServerException), or
-//     wait Delay(d) and then run normally. Faults apply after the signature check and
-//     before validation, per operation, in order; ClearFaults drops them. The SDK retries
-//     429/500 by default, so n below its attempt count ends in success.
+//     wait Delay(d) and then run normally (unless the caller gave up). Two faults leave
+//     the caller unsure of the outcome: DropResponse runs the call and closes the
+//     connection without an answer; Slow(d) waits d even if the caller gave up, then
+//     runs the call. Faults apply after the signature check and before validation, per
+//     operation, in order; ClearFaults drops them. The SDK retries 429/500 by default,
+//     so n below its attempt count ends in success.
 //   - SetAutoApprove / Config.AutoApprove: skip the consent page.
 //   - Calls, CallsTo, ResetCalls: a copy of what was served (operation, emulator time,
 //     status, error type, workload, provider, user identifier kind, flow, outcome; never a

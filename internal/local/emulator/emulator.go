@@ -107,6 +107,14 @@ const (
 	FaultThrottling FaultKind = iota + 1 // 429 ThrottlingException
 	FaultInternal                        // 500 InternalServerException
 	FaultDelay                           // wait Delay, then serve the request normally
+	// FaultDropResponse serves the request (its effects happen) and then
+	// closes the connection without an answer: the caller cannot know the
+	// outcome.
+	FaultDropResponse
+	// FaultSlow waits Delay even if the caller gives up meanwhile, then
+	// serves the request (its effects happen) and answers whoever is left:
+	// a call that outlives its caller's budget.
+	FaultSlow
 )
 
 // Fault is one injected failure.
@@ -125,13 +133,28 @@ var (
 // Delay makes a call wait d before it is served normally.
 func Delay(d time.Duration) Fault { return Fault{Kind: FaultDelay, Delay: d} }
 
-// ParseFault parses "throttle", "internal" or "delay=DURATION".
+// DropResponse makes a call take effect and then lose its answer.
+var DropResponse = Fault{Kind: FaultDropResponse}
+
+// Slow makes a call take effect after d, even if its caller gave up.
+func Slow(d time.Duration) Fault { return Fault{Kind: FaultSlow, Delay: d} }
+
+// ParseFault parses "throttle", "internal", "drop-response",
+// "delay=DURATION" or "slow=DURATION".
 func ParseFault(s string) (Fault, error) {
 	switch {
 	case s == "throttle" || s == "throttling":
 		return Throttle, nil
 	case s == "internal":
 		return InternalError, nil
+	case s == "drop-response":
+		return DropResponse, nil
+	case strings.HasPrefix(s, "slow="):
+		d, err := time.ParseDuration(strings.TrimPrefix(s, "slow="))
+		if err != nil || d < 0 {
+			return Fault{}, fmt.Errorf("bad slow %q", s)
+		}
+		return Slow(d), nil
 	case strings.HasPrefix(s, "delay="):
 		d, err := time.ParseDuration(strings.TrimPrefix(s, "delay="))
 		if err != nil || d < 0 {

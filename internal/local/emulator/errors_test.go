@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -375,12 +376,13 @@ func TestFaultInjection(t *testing.T) {
 }
 
 func TestParseFault(t *testing.T) {
-	for in, want := range map[string]Fault{"throttle": Throttle, "internal": InternalError, "delay=2s": Delay(2 * time.Second)} {
+	for in, want := range map[string]Fault{"throttle": Throttle, "internal": InternalError, "delay=2s": Delay(2 * time.Second),
+		"drop-response": DropResponse, "slow=1s": Slow(time.Second)} {
 		if got, err := ParseFault(in); err != nil || got != want {
 			t.Errorf("ParseFault(%q) = %v, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", "slow", "delay=x", "delay=-1s"} {
+	for _, bad := range []string{"", "slow", "delay=x", "delay=-1s", "slow=-1s", "drop"} {
 		if _, err := ParseFault(bad); err == nil {
 			t.Errorf("ParseFault(%q) accepted", bad)
 		}
@@ -416,5 +418,75 @@ func TestCallsEndpointAndPublicURL(t *testing.T) {
 	var calls []Call
 	if err := jsonDecode(resp.Body, &calls); err != nil || len(calls) != 2 || calls[1].Op != OpGetResourceOauth2Token || calls[1].Outcome != "session-started" {
 		t.Fatalf("calls %+v %v", calls, err)
+	}
+}
+
+// The faults that leave the caller unsure: the call takes effect, its
+// answer is lost (DropResponse) or arrives after the caller gave up (Slow).
+func TestAmbiguousFaults(t *testing.T) {
+	e := newEnv(t)
+	noRetry := func(o *bedrockagentcore.Options) { o.RetryMaxAttempts = 1 }
+	complete := func(ctx context.Context, uri *string) error {
+		_, err := e.client.CompleteResourceTokenAuth(ctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
+			SessionUri: uri, UserIdentifier: &types.UserIdentifierMemberUserId{Value: "alice"}}, noRetry)
+		return err
+	}
+	inVault := func(wat string, uri *string) bool {
+		t.Helper()
+		out, err := e.getToken(wat, []string{"r"}, uri, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.AccessToken) != ""
+	}
+
+	// DropResponse: the caller gets a transport error, the vault the token.
+	wat := e.userToken(t, "alice")
+	f := e.startFlow(t, wat, []string{"r"}, nil)
+	consent(t, aws.ToString(f.AuthorizationUrl), "allow")
+	e.srv.InjectFault(OpCompleteResourceTokenAuth, 1, DropResponse)
+	err := complete(ctx, f.SessionUri)
+	var ae smithy.APIError
+	if err == nil || errors.As(err, &ae) {
+		t.Fatalf("dropped answer: want a transport error, got %v", err)
+	}
+	if !inVault(wat, f.SessionUri) {
+		t.Fatal("the dropped call did not take effect")
+	}
+	if calls := e.srv.CallsTo(OpCompleteResourceTokenAuth); len(calls) != 1 || calls[0].Outcome != "completed+dropped" {
+		t.Fatalf("calls %+v", calls)
+	}
+	// A second Complete is refused: the session is single use.
+	asErr[*types.AccessDeniedException](t, complete(ctx, f.SessionUri))
+
+	// Slow: the caller's deadline passes first; the call still takes effect.
+	e.srv.ResetCalls()
+	wat = e.userToken(t, "alice")
+	f = e.startFlow(t, wat, []string{"r2"}, nil)
+	consent(t, aws.ToString(f.AuthorizationUrl), "allow")
+	e.srv.InjectFault(OpCompleteResourceTokenAuth, 1, Slow(300*time.Millisecond))
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	err = complete(cctx, f.SessionUri)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow call: want the caller's deadline, got %v", err)
+	}
+	out, err := e.getToken(wat, []string{"r2"}, f.SessionUri, false)
+	if err != nil || aws.ToString(out.AccessToken) != "" {
+		t.Fatalf("before the slow call took effect: %+v %v", out, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := e.getToken(wat, []string{"r2"}, f.SessionUri, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(out.AccessToken) != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow call never took effect")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
