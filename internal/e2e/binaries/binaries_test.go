@@ -822,10 +822,7 @@ func testFlow(t *testing.T, arch string) {
 // real SDK client against the emulator.
 func vaultToken(t testing.TB, s *runner.Stack, in flow.Input) string {
 	t.Helper()
-	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
-	if !ok {
-		t.Fatalf("stack AgentCore client is %T", s.Clients.AgentCore)
-	}
+	ac := s.Clients.AgentCore
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
