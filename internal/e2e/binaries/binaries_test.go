@@ -924,16 +924,19 @@ func BenchmarkColdStart(b *testing.B) {
 	for _, fn := range []string{fnInitiate, fnCallback} {
 		b.Run(fn+"/amd64", func(b *testing.B) {
 			path, size := bootstrap(b, fn, "amd64")
-			srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: runner.Region})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Close()
 			var total, ready time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				// A Runtime API server per start: the killed previous
+				// process's pending GET next must not take the invocation
+				// before the server notices its connection closed.
+				srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: runner.Region})
+				if err != nil {
+					b.Fatal(err)
+				}
 				p, err := srv.StartProcess(lambdaruntime.ProcessConfig{Path: path, Env: env})
 				if err != nil {
+					srv.Close()
 					b.Fatal(err)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -943,6 +946,7 @@ func BenchmarkColdStart(b *testing.B) {
 				rd, rok := p.StartToReady()
 				out := p.Output()
 				_ = p.Stop()
+				_ = srv.Close()
 				if err != nil || r.Error != nil || !ok || !rok {
 					b.Fatalf("invoke: %v %+v (recorded %v, ready %v)\n%s", err, r.Error, ok, rok, out)
 				}
