@@ -960,3 +960,69 @@ func BenchmarkColdStart(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInvocationCPU reports, as cpu-ns/op, the CPU time (user and
+// system, all threads, from /proc/<pid>/stat) a warm amd64 bootstrap spends
+// per invocation under the Runtime API, with Go's default GOMAXPROCS (the
+// number of CPUs: Go >= 1.25 rounds a cgroup CPU limit below 2 up to 2) and
+// with GOMAXPROCS=1, which the stack sets. The payloads are those of
+// BenchmarkColdStart. Use -benchtime=300x or more: the kernel counts CPU
+// time in clock ticks.
+func BenchmarkInvocationCPU(b *testing.B) {
+	s := startStack(b)
+	payloads := map[string][]byte{
+		fnInitiate: sample(b, "initiate-sync.json"),
+		fnCallback: sample(b, "callback-get.json"),
+	}
+	for _, fn := range []string{fnInitiate, fnCallback} {
+		for _, procs := range []string{"default", "1"} {
+			b.Run(fn+"/amd64/GOMAXPROCS="+procs, func(b *testing.B) {
+				var set map[string]string
+				if procs != "default" {
+					set = map[string]string{"GOMAXPROCS": procs}
+				}
+				f := startFunction(b, fn, "amd64", envList(s.Env, nil, set))
+				for range 5 { // warm: connections, first-use allocations
+					if r := f.invoke(b, payloads[fn]); r.Error != nil {
+						b.Fatalf("%+v", r.Error)
+					}
+				}
+				before := cpuTime(b, f.proc.Pid())
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if r := f.invoke(b, payloads[fn]); r.Error != nil {
+						b.Fatalf("%+v", r.Error)
+					}
+				}
+				b.StopTimer()
+				cpu := cpuTime(b, f.proc.Pid()) - before
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// cpuTime is the user+system time of process pid and all its threads.
+func cpuTime(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces), from field 3:
+	// utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
