@@ -314,10 +314,7 @@ func awaitEvent(ctx context.Context, sub *eventslocal.Subscription) (flow.Author
 // fetchToken asks the vault for the token of the same user, provider and
 // scopes, as the workflow's next step would.
 func fetchToken(ctx context.Context, s *runner.Stack, cfg config) (string, error) {
-	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
-	if !ok {
-		return "", errors.New("the stack's AgentCore client is not the SDK client")
-	}
+	ac := s.Clients.AgentCore
 	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
 		WorkloadName: aws.String(runner.WorkloadName), UserId: aws.String(cfg.user)})
 	if err != nil {

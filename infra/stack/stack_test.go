@@ -415,11 +415,13 @@ func TestFunctions(t *testing.T) {
 			"RETURN_URL":     "{" + apiID(t) + ".ApiEndpoint}/oauth2/callback",
 			"EVENT_BUS_NAME": "consentflow",
 			"BINDING_MODE":   "code",
+			"GOMAXPROCS":     "1",
 		}},
 		{"Callback", 10, map[string]string{
 			"SESSIONS_TABLE":    "{" + tableID + "}",
 			"BINDING_MODE":      "code",
 			"USER_TOKEN_COOKIE": "id_token",
+			"GOMAXPROCS":        "1",
 		}},
 	} {
 		t.Run(fn.prefix, func(t *testing.T) {
@@ -465,6 +467,21 @@ func TestFunctions(t *testing.T) {
 	vars := resolve(props(r)["Environment"].(map[string]any)["Variables"]).(map[string]any)
 	if vars["EVENT_BUS_NAME"] != "default" || vars["BINDING_MODE"] != "none" || vars["WORKLOAD_NAME"] != "consentflow-staging" {
 		t.Errorf("alt initiate environment = %v", vars)
+	}
+}
+
+// TestFunctionsRunWithOneP: both Go functions, in every configuration,
+// run with GOMAXPROCS=1 (see goMaxProcs).
+func TestFunctionsRunWithOneP(t *testing.T) {
+	for _, st := range []*synthesized{&main, &alt} {
+		need(t, st)
+		for _, prefix := range []string{"Initiate", "Callback"} {
+			_, r := st.one(t, "AWS::Lambda::Function", prefix)
+			vars := resolve(props(r)["Environment"].(map[string]any)["Variables"]).(map[string]any)
+			if vars["GOMAXPROCS"] != "1" {
+				t.Errorf("%s: GOMAXPROCS = %v, want 1", prefix, vars["GOMAXPROCS"])
+			}
+		}
 	}
 }
 

@@ -1,48 +1,48 @@
 package web
 
+// The pages are templ components (pages.templ), compiled to Go
+// (pages_templ.go, committed; TestGeneratedPagesAreCurrent fails when it is
+// stale). Unlike html/template, nothing is looked up by reflection at run
+// time, so the linker keeps its dead-method elimination.
+//go:generate go run github.com/a-h/templ/cmd/templ@v0.3.977 generate -f pages.templ
+
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
-	"embed"
+	_ "embed"
 	"encoding/base64"
 	"fmt"
-	"html/template"
 	"net/http"
-	"strings"
+
+	"github.com/a-h/templ"
 
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
-//go:embed templates/*.html templates/style.css
-var files embed.FS
+// style is the one stylesheet, inlined in every page.
+//
+//go:embed templates/style.css
+var style string
 
 var (
-	pages = template.Must(template.New("").Funcs(template.FuncMap{
-		"join": strings.Join,
-	}).ParseFS(files, "templates/*.html"))
-	style = mustRead("templates/style.css")
+	// styleElement writes the stylesheet verbatim: it is a file of this
+	// package (what the CSP hash is computed from), never input, and holds
+	// no "</" (TestStyleStaysInItsElement).
+	styleElement = templ.Raw("<style>" + style + "</style>")
 	// csp allows exactly our inline stylesheet, forms to ourselves, nothing else.
 	csp = "default-src 'none'; style-src '" + cspHash(style) + "'; img-src 'none'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-
-func mustRead(name string) string {
-	b, err := files.ReadFile(name)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
 
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// view is what a template sees.
+// view is what a page sees.
 type view struct {
 	Title   string
-	Style   template.CSS
 	Kind    string
 	Heading string
 	Message string
@@ -94,7 +94,7 @@ var specs = map[flow.Kind]pageSpec{
 		"The link does not match the connection request it names.", "Open the link from the application again, without changing it."},
 }
 
-// render builds a page for o. The template escapes every value; no error
+// render builds a page for o. templ escapes every value; no error
 // text or secret ever reaches it (Outcome carries none).
 func render(o *flow.Outcome) (int, string) {
 	sp, ok := specs[o.Kind]
@@ -102,7 +102,7 @@ func render(o *flow.Outcome) (int, string) {
 		sp = specs[flow.KindFailed]
 	}
 	v := view{
-		Title: sp.heading, Style: template.CSS(style), Kind: sp.kind, Heading: sp.heading,
+		Title: sp.heading, Kind: sp.kind, Heading: sp.heading,
 		Message: sp.message, Next: sp.next, O: o,
 	}
 	if o.Detail != "" {
@@ -125,8 +125,9 @@ func render(o *flow.Outcome) (int, string) {
 		v.Error = sp.message + " " + sp.next
 	}
 	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, "page.html", v); err != nil {
-		// Templates are fixed and tested; this is a programming error.
+	if err := page(v).Render(context.Background(), &buf); err != nil {
+		// Pages are fixed and tested, and a bytes.Buffer does not fail:
+		// this is a programming error.
 		return http.StatusServiceUnavailable, "<!doctype html><title>Temporary problem</title><p>Temporary problem. Try again.</p>"
 	}
 	return sp.status, buf.String()

@@ -822,10 +822,7 @@ func testFlow(t *testing.T, arch string) {
 // real SDK client against the emulator.
 func vaultToken(t testing.TB, s *runner.Stack, in flow.Input) string {
 	t.Helper()
-	ac, ok := s.Clients.AgentCore.(*bedrockagentcore.Client)
-	if !ok {
-		t.Fatalf("stack AgentCore client is %T", s.Clients.AgentCore)
-	}
+	ac := s.Clients.AgentCore
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wat, err := ac.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
@@ -915,7 +912,8 @@ func TestMisconfigurationFailsInit(t *testing.T) {
 // BenchmarkColdStart reports, as ns/op, the time from starting the amd64
 // bootstrap to its first response (a real invocation against the local
 // stack: initiate-sync.json, and callback-get.json for a session the store
-// does not know). The process is stopped after each start.
+// does not know), and as ready-ns/op the time from the start to its first
+// GET next (init done). The process is stopped after each start.
 func BenchmarkColdStart(b *testing.B) {
 	s := startStack(b)
 	env := envList(s.Env, nil, nil)
@@ -926,32 +924,105 @@ func BenchmarkColdStart(b *testing.B) {
 	for _, fn := range []string{fnInitiate, fnCallback} {
 		b.Run(fn+"/amd64", func(b *testing.B) {
 			path, size := bootstrap(b, fn, "amd64")
-			srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: runner.Region})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer srv.Close()
-			var total time.Duration
+			var total, ready time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
+				// A Runtime API server per start: the killed previous
+				// process's pending GET next must not take the invocation
+				// before the server notices its connection closed.
+				srv, err := lambdaruntime.Start(lambdaruntime.Config{FunctionName: "consentflow-" + fn + "-bench", Region: runner.Region})
+				if err != nil {
+					b.Fatal(err)
+				}
 				p, err := srv.StartProcess(lambdaruntime.ProcessConfig{Path: path, Env: env})
 				if err != nil {
+					srv.Close()
 					b.Fatal(err)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				r, err := srv.Invoke(ctx, payloads[fn])
 				cancel()
 				d, ok := p.StartToFirstResponse()
+				rd, rok := p.StartToReady()
 				out := p.Output()
 				_ = p.Stop()
-				if err != nil || r.Error != nil || !ok {
-					b.Fatalf("invoke: %v %+v (recorded %v)\n%s", err, r.Error, ok, out)
+				_ = srv.Close()
+				if err != nil || r.Error != nil || !ok || !rok {
+					b.Fatalf("invoke: %v %+v (recorded %v, ready %v)\n%s", err, r.Error, ok, rok, out)
 				}
 				total += d
+				ready += rd
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+			b.ReportMetric(float64(ready.Nanoseconds())/float64(b.N), "ready-ns/op")
 			b.ReportMetric(float64(size), "bytes")
 		})
 	}
+}
+
+// BenchmarkInvocationCPU reports, as cpu-ns/op, the CPU time (user and
+// system, all threads, from /proc/<pid>/stat) a warm amd64 bootstrap spends
+// per invocation under the Runtime API, with Go's default GOMAXPROCS (the
+// number of CPUs: Go >= 1.25 rounds a cgroup CPU limit below 2 up to 2) and
+// with GOMAXPROCS=1, which the stack sets. The payloads are those of
+// BenchmarkColdStart. Use -benchtime=300x or more: the kernel counts CPU
+// time in clock ticks.
+func BenchmarkInvocationCPU(b *testing.B) {
+	s := startStack(b)
+	payloads := map[string][]byte{
+		fnInitiate: sample(b, "initiate-sync.json"),
+		fnCallback: sample(b, "callback-get.json"),
+	}
+	for _, fn := range []string{fnInitiate, fnCallback} {
+		for _, procs := range []string{"default", "1"} {
+			b.Run(fn+"/amd64/GOMAXPROCS="+procs, func(b *testing.B) {
+				var set map[string]string
+				if procs != "default" {
+					set = map[string]string{"GOMAXPROCS": procs}
+				}
+				f := startFunction(b, fn, "amd64", envList(s.Env, nil, set))
+				for range 5 { // warm: connections, first-use allocations
+					if r := f.invoke(b, payloads[fn]); r.Error != nil {
+						b.Fatalf("%+v", r.Error)
+					}
+				}
+				before := cpuTime(b, f.proc.Pid())
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if r := f.invoke(b, payloads[fn]); r.Error != nil {
+						b.Fatalf("%+v", r.Error)
+					}
+				}
+				b.StopTimer()
+				cpu := cpuTime(b, f.proc.Pid()) - before
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// cpuTime is the user+system time of process pid and all its threads.
+func cpuTime(t testing.TB, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces), from field 3:
+	// utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }

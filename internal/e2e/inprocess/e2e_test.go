@@ -241,7 +241,7 @@ func TestWholeFlowUserID(t *testing.T) {
 	}
 
 	// The token is in the vault: the same request now returns it at once.
-	ac := f.s.Clients.AgentCore.(*bedrockagentcore.Client)
+	ac := f.s.Clients.AgentCore
 	wat, err := ac.GetWorkloadAccessTokenForUserId(context.Background(), &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
 		WorkloadName: aws.String(runner.WorkloadName), UserId: aws.String("user-42")})
 	if err != nil {

@@ -8,6 +8,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,7 +26,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/app"
+	"github.com/consentflow/consentflow/internal/app/callback"
+	"github.com/consentflow/consentflow/internal/app/initiate"
 	"github.com/consentflow/consentflow/internal/contract"
+	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/apigw"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 	"github.com/consentflow/consentflow/internal/local/emulator"
@@ -74,14 +78,23 @@ type Stack struct {
 	// bootstrap binaries): endpoints, region, dummy credentials, config.
 	Env map[string]string
 	// Clients reach the local services through the real SDK clients.
-	Clients app.Clients
+	Clients Clients
 	// Initiate is the production initiate handler wired to the stack.
-	Initiate app.InitiateHandler
+	Initiate func(ctx context.Context, event json.RawMessage) (*flow.Result, error)
 
 	clock   *Clock
 	ownsDB  bool
 	servers []*http.Server
 	once    sync.Once
+}
+
+// Clients are the SDK clients of every service the stack runs; each
+// function's wiring gets the ones it uses.
+type Clients struct {
+	AgentCore *bedrockagentcore.Client
+	DynamoDB  *dynamodb.Client
+	SFN       *sfn.Client
+	Events    *eventbridge.Client
 }
 
 // Clock is a settable clock shared by the emulator and the handlers.
@@ -196,19 +209,25 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"AWS_LAMBDA_LOG_FORMAT":              "JSON",
 	}
 	get := func(k string) string { return s.Env[k] }
-	if s.Initiate, err = app.NewInitiate(s.Clients, get, o.Log, app.WithClock(s.clock.Now)); err != nil {
+	in, err := initiate.New(initiate.Clients{
+		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN, Events: s.Clients.Events,
+	}, get, o.Log, app.WithClock(s.clock.Now))
+	if err != nil {
 		cbLn.Close()
 		return nil, err
 	}
-	callback, err := app.NewCallback(s.Clients, get, o.Log, app.WithClock(s.clock.Now))
+	s.Initiate = in.Handle
+	cb, err := callback.New(callback.Clients{
+		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN,
+	}, get, o.Log, app.WithClock(s.clock.Now))
 	if err != nil {
 		cbLn.Close()
 		return nil, err
 	}
 	gw, err := apigw.New(apigw.Config{
 		Routes: []apigw.Route{
-			{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(callback)},
-			{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(callback)},
+			{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
+			{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
 		},
 		Region: Region,
 	})
@@ -236,13 +255,13 @@ func (s *Stack) serve(h http.Handler, ln net.Listener) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-func (s *Stack) clients() app.Clients {
+func (s *Stack) clients() Clients {
 	cfg := aws.Config{
 		Region:      Region,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
 		Retryer:     func() aws.Retryer { return retry.NewStandard() },
 	}
-	return app.Clients{
+	return Clients{
 		AgentCore: bedrockagentcore.NewFromConfig(cfg, func(o *bedrockagentcore.Options) { o.BaseEndpoint = aws.String(s.EmulatorURL) }),
 		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
 		SFN:       sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.BaseEndpoint = aws.String(s.SFNURL) }),

@@ -1,0 +1,62 @@
+package callback_test
+
+import (
+	"strings"
+	"testing"
+
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/consentflow/consentflow/internal/app/callback"
+	"github.com/consentflow/consentflow/internal/contract"
+)
+
+func env(drop string, set map[string]string) func(string) string {
+	m := map[string]string{contract.EnvSessionsTable: "sessions"}
+	delete(m, drop)
+	for k, v := range set {
+		m[k] = v
+	}
+	return func(k string) string { return m[k] }
+}
+
+func clients() callback.Clients {
+	return callback.ClientsFromConfig(aws.Config{Region: "us-east-1"})
+}
+
+func TestNew(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	h, err := callback.New(clients(), env("", nil), log)
+	if err != nil || h == nil || h.Domain == nil || h.Log != log {
+		t.Fatalf("New = %+v, %v", h, err)
+	}
+	if h.UserTokenCookie != contract.DefaultUserTokenCookie {
+		t.Errorf("cookie %q, want the default %q", h.UserTokenCookie, contract.DefaultUserTokenCookie)
+	}
+	h, err = callback.New(clients(), env("", map[string]string{contract.EnvUserTokenCookie: "app_jwt"}), log)
+	if err != nil || h.UserTokenCookie != "app_jwt" {
+		t.Errorf("cookie %q (%v), want app_jwt", h.UserTokenCookie, err)
+	}
+}
+
+func TestNewConfigurationErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, drop string
+		set        map[string]string
+		naming     string
+	}{
+		{name: "no table", drop: contract.EnvSessionsTable, naming: contract.EnvSessionsTable},
+		{name: "bad binding", set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, err := callback.New(clients(), env(c.drop, c.set), slog.New(slog.DiscardHandler))
+			if err == nil || h != nil {
+				t.Fatalf("New = %v, %v; want an error", h, err)
+			}
+			if !strings.Contains(err.Error(), c.naming) || !strings.HasPrefix(err.Error(), "configuration: ") {
+				t.Errorf("error %q does not name %s", err, c.naming)
+			}
+		})
+	}
+}
