@@ -174,6 +174,8 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		logs:        logGroup("CallbackLogs"),
 		env: map[string]string{
 			contract.EnvSessionsTable:   *cf.Table.TableName(),
+			contract.EnvWorkloadName:    cfg.WorkloadName,
+			contract.EnvReturnURL:       *cf.CallbackURL,
 			contract.EnvBindingMode:     cfg.BindingMode,
 			contract.EnvUserTokenCookie: cfg.UserTokenCookie,
 		},
@@ -365,6 +367,16 @@ func grantInitiate(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	// CompleteResourceTokenAuth authorizes on the same four resources as GetResourceOauth2Token.
 	role.AddToPolicy(statement("CompleteResourceTokenAuth", []string{"bedrock-agentcore:CompleteResourceTokenAuth"},
+		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
+	// When Complete's answer is lost or refused, the callback asks the vault whether the
+	// session completed: a workload access token for the session's user (a userId or the
+	// browser's JWT; never the user-less GetWorkloadAccessToken), then GetResourceOauth2Token
+	// with the sessionUri.
+	role.AddToPolicy(statement("VaultCheckWorkloadAccessToken", []string{
+		"bedrock-agentcore:GetWorkloadAccessTokenForUserId",
+		"bedrock-agentcore:GetWorkloadAccessTokenForJWT",
+	}, a.workloadDirectory, a.workload))
+	role.AddToPolicy(statement("VaultCheckResourceOauth2Token", []string{"bedrock-agentcore:GetResourceOauth2Token"},
 		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
 	role.AddToPolicy(providerSecretStatement(cf, a))
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))

@@ -419,6 +419,8 @@ func TestFunctions(t *testing.T) {
 		}},
 		{"Callback", 10, map[string]string{
 			"SESSIONS_TABLE":    "{" + tableID + "}",
+			"WORKLOAD_NAME":     "consentflow",
+			"RETURN_URL":        "{" + apiID(t) + ".ApiEndpoint}/oauth2/callback",
 			"BINDING_MODE":      "code",
 			"USER_TOKEN_COOKIE": "id_token",
 			"GOMAXPROCS":        "1",
@@ -938,7 +940,9 @@ func TestIAMCallback(t *testing.T) {
 	need(t, &main)
 	stmts := roleStatements(t, &main, "CallbackRole")
 	want := []string{
-		"bedrock-agentcore:CompleteResourceTokenAuth", "dynamodb:GetItem", "dynamodb:UpdateItem",
+		"bedrock-agentcore:CompleteResourceTokenAuth", "bedrock-agentcore:GetResourceOauth2Token",
+		"bedrock-agentcore:GetWorkloadAccessTokenForJWT", "bedrock-agentcore:GetWorkloadAccessTokenForUserId",
+		"dynamodb:GetItem", "dynamodb:UpdateItem",
 		"logs:CreateLogStream", "logs:PutLogEvents", "secretsmanager:GetSecretValue",
 		"states:SendTaskFailure", "states:SendTaskSuccess",
 		"xray:PutTelemetryRecords", "xray:PutTraceSegments",
@@ -948,8 +952,16 @@ func TestIAMCallback(t *testing.T) {
 	}
 	res := []string{dirARN, workloadARN, providerARN, vaultARN}
 	sort.Strings(res)
-	if got := resourcesOf(stmts, "bedrock-agentcore:CompleteResourceTokenAuth"); !slices.Equal(got, res) {
-		t.Errorf("CompleteResourceTokenAuth on %v, want %v", got, res)
+	for _, a := range []string{"bedrock-agentcore:CompleteResourceTokenAuth", "bedrock-agentcore:GetResourceOauth2Token"} {
+		if got := resourcesOf(stmts, a); !slices.Equal(got, res) {
+			t.Errorf("%s on %v, want %v", a, got, res)
+		}
+	}
+	// The vault check mints workload tokens for a user only, on the workload identity.
+	for _, a := range []string{"bedrock-agentcore:GetWorkloadAccessTokenForUserId", "bedrock-agentcore:GetWorkloadAccessTokenForJWT"} {
+		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{dirARN, workloadARN}) {
+			t.Errorf("%s on %v, want the workload identity", a, got)
+		}
 	}
 	for _, a := range callbackTaskActions {
 		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{smARN}) {

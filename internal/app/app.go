@@ -59,10 +59,19 @@ type Option func(*Options)
 type Options struct {
 	// Clock replaces time.Now.
 	Clock flow.Clock
+	// CompleteTimeout replaces the callback's CompleteResourceTokenAuth
+	// budget (zero: the domain's default).
+	CompleteTimeout time.Duration
 }
 
 // WithClock replaces time.Now (local expiry tests).
 func WithClock(c flow.Clock) Option { return func(o *Options) { o.Clock = c } }
+
+// WithCompleteTimeout shortens the callback's CompleteResourceTokenAuth
+// budget (fault tests).
+func WithCompleteTimeout(d time.Duration) Option {
+	return func(o *Options) { o.CompleteTimeout = d }
+}
 
 // Apply returns the defaults with opts applied.
 func Apply(opts []Option) Options {

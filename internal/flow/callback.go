@@ -128,6 +128,14 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 	if cfg.Binding != BindingCode && cfg.Binding != BindingNone {
 		return nil, errors.New("binding mode must be code or none")
 	}
+	if cfg.WorkloadName != "" || cfg.ReturnURL != "" {
+		if err := ValidateWorkloadName(cfg.WorkloadName); err != nil {
+			return nil, err
+		}
+		if err := ValidateReturnURL(cfg.ReturnURL); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.ClaimWait == 0 {
 		cfg.ClaimWait = 3 * time.Second
 	}
@@ -305,7 +313,7 @@ func (c *Callback) verifyBinding(ctx context.Context, log *slog.Logger, s *Sessi
 // MaxCodeAttempts comparisons can ever happen for one session, however many
 // requests race and whatever state the session is in.
 func (c *Callback) verifyCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
-	if p.Code == "" {
+	if NormalizeCode(p.Code) == "" {
 		log.WarnContext(ctx, "confirmation without a verification code")
 		return &Outcome{Kind: KindBadRequest, Reason: ReasonMissingCode}
 	}
@@ -426,7 +434,21 @@ func (c *Callback) vaultState(ctx context.Context, s *Session, user UserRef) (Va
 // completed records a completion AgentCore accepted and resumes the
 // waiting workflow.
 func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
-	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
+	// Retried within the settle budget: a session left COMPLETING would
+	// let a retry after the lease call Complete again (the vault check
+	// would still find the token, but the record should say it first).
+	var err error
+	for delay := 50 * time.Millisecond; ; delay *= 2 {
+		_, err = c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "")
+		if err == nil || errors.Is(err, ErrConflict) || ctx.Err() != nil || delay > 800*time.Millisecond {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
+	if err != nil {
 		// The vault has the token; a stale record only costs a replay page.
 		log.ErrorContext(ctx, "could not mark the session completed", "error", safeErr(err))
 	}
@@ -440,7 +462,8 @@ func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) 
 // session the store shows as EXPIRED only by the clock still has its stored
 // claim and no FailureReason; a settled one has a reason.
 func (c *Callback) claimLive(s *Session) bool {
-	return s.FailureReason == "" && !s.ClaimedAt.IsZero() && c.d.Clock().Sub(s.ClaimedAt) < ClaimLease
+	// The complement of Session.ClaimableAt's lease rule (> ClaimLease).
+	return s.FailureReason == "" && !s.ClaimedAt.IsZero() && c.d.Clock().Sub(s.ClaimedAt) <= ClaimLease
 }
 
 // settled answers for sessions that are no longer waiting for the user.
@@ -473,22 +496,22 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 	return c.base(s, KindFailed)
 }
 
-func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, u *Session, p CallbackParams) *Outcome {
-	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts)
-	if AttemptsExhausted(u.Attempts, MaxCodeAttempts) {
-		// Only from PENDING: a completion another request runs with the
-		// right code (reserved before this one) decides instead.
-		if c.finish(ctx, log, u, []Status{StatusPending}, StatusFailed, contract.ErrBindingFailed, "too many wrong verification codes") == nil {
-			if cur, err := c.d.Store.Get(ctx, u.SessionURI); err == nil {
-				if o := c.settled(ctx, log, cur); o != nil {
-					return o
-				}
-				if cur.Status == StatusCompleting && c.claimLive(cur) {
-					return c.lostClaim(ctx, log, u, cur, ErrConflict)
-				}
-			}
-		}
+func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
+	u, err := c.d.Store.RecordWrongCode(ctx, s.SessionURI, MaxCodeAttempts, contract.ErrBindingFailed, c.d.Clock())
+	if err != nil {
+		// Settled or taken over meanwhile: answer with what happened.
+		return c.awaitOutcome(ctx, log, "record wrong code", s, u, err)
+	}
+	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts, "wrongCodes", u.WrongCodes)
+	if u.Status == StatusFailed {
+		// Every attempt found a wrong code; this write ended the session.
+		c.failTask(ctx, log, u, contract.ErrBindingFailed, "too many wrong verification codes")
 		return c.base(u, KindTooManyAttempts)
+	}
+	if AttemptsExhausted(u.Attempts, MaxCodeAttempts) {
+		// No attempt left, but another reserved comparison is open (it may
+		// hold the right code): its outcome is the answer.
+		return c.awaitOutcome(ctx, log, "", u, u, ErrConflict)
 	}
 	out := c.base(u, KindWrongCode)
 	out.SessionURI, out.State = u.SessionURI, p.State
@@ -549,7 +572,7 @@ func (c *Callback) busy(s *Session) bool {
 	case StatusCompleting:
 		return c.claimLive(s)
 	case StatusPending:
-		return AttemptsExhausted(s.Attempts, MaxCodeAttempts)
+		return AttemptsExhausted(s.Attempts, MaxCodeAttempts) && s.WrongCodes < s.Attempts
 	}
 	return false
 }

@@ -169,6 +169,19 @@ func (m *memStore) ReserveAttempt(_ context.Context, uri string, max int, now ti
 	})
 }
 
+func (m *memStore) RecordWrongCode(_ context.Context, uri string, max int, reason string, now time.Time) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if !s.ClaimableAt(now) || s.WrongCodes >= s.Attempts {
+			return false
+		}
+		s.WrongCodes++
+		if flow.AttemptsExhausted(s.WrongCodes, max) {
+			s.Status, s.FailureReason = flow.StatusFailed, reason
+		}
+		return true
+	})
+}
+
 func (m *memStore) Release(_ context.Context, uri string) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
 		if s.Status != flow.StatusCompleting {

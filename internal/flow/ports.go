@@ -69,6 +69,13 @@ type SessionStore interface {
 	// nothing. However many requests race, at most max comparisons are
 	// ever reserved for one session.
 	ReserveAttempt(ctx context.Context, sessionURI string, max int, now time.Time) (*Session, error)
+	// RecordWrongCode records that a reserved comparison found a wrong
+	// code: WrongCodes + 1, for a session ClaimableAt(now) with a
+	// comparison open (WrongCodes < Attempts). When that makes every one of
+	// max attempts wrong, the same write sets FAILED with FailureReason
+	// reason; while another reserved comparison is open (it may hold the
+	// right code), the status stays. Otherwise (current, ErrConflict).
+	RecordWrongCode(ctx context.Context, sessionURI string, max int, reason string, now time.Time) (*Session, error)
 	// Release gives a claimed session back after a transient failure:
 	// COMPLETING -> PENDING, ClaimedAt cleared, and the attempt the
 	// claimant reserved returned (Attempts - 1, never below 0), so a right

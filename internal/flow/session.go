@@ -96,8 +96,11 @@ type Session struct {
 	// CodeHash is Hash(verification code) in BindingCode mode.
 	CodeHash string
 	Status   Status
-	// Attempts counts wrong verification codes.
-	Attempts int
+	// Attempts counts the verification-code comparisons reserved so far
+	// (ReserveAttempt), WrongCodes those of them that found a wrong code.
+	// Attempts - WrongCodes comparisons are open or found the right code.
+	Attempts   int
+	WrongCodes int
 	// FailureReason is the named error a FAILED/EXPIRED session ended with.
 	FailureReason string
 	CreatedAt     time.Time

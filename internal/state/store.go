@@ -162,6 +162,7 @@ type item struct {
 	CodeHash         string   `dynamodbav:"codeHash,omitempty"`
 	Status           string   `dynamodbav:"status"`
 	Attempts         int      `dynamodbav:"attempts"`
+	WrongCodes       int      `dynamodbav:"wrongCodes"`
 	FailureReason    string   `dynamodbav:"failureReason,omitempty"`
 	CreatedAt        int64    `dynamodbav:"createdAt"`
 	ExpiresAt        int64    `dynamodbav:"expiresAt"`
@@ -182,6 +183,7 @@ type taskItem struct {
 const (
 	aStatus        = "status"
 	aAttempts      = "attempts"
+	aWrongCodes    = "wrongCodes"
 	aFailureReason = "failureReason"
 	aExpiresAt     = "expiresAt"
 	aClaimedAt     = "claimedAt"
@@ -231,6 +233,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		CodeHash:         s.CodeHash,
 		Status:           string(s.Status),
 		Attempts:         s.Attempts,
+		WrongCodes:       s.WrongCodes,
 		FailureReason:    s.FailureReason,
 		CreatedAt:        millis(s.CreatedAt),
 		ExpiresAt:        millis(s.ExpiresAt),
@@ -255,6 +258,7 @@ func (it *item) session() *flow.Session {
 		CodeHash:         it.CodeHash,
 		Status:           flow.Status(it.Status),
 		Attempts:         it.Attempts,
+		WrongCodes:       it.WrongCodes,
 		FailureReason:    it.FailureReason,
 		CreatedAt:        fromMillis(it.CreatedAt),
 		ExpiresAt:        fromMillis(it.ExpiresAt),
@@ -552,8 +556,12 @@ func (e *exprs) status(s flow.Status) string {
 // claimableAt is flow.Session.ClaimableAt(now) as a condition: PENDING at
 // now, or COMPLETING at now under no claim or one older than the lease.
 func (e *exprs) claimableAt(now time.Time) string {
+	// claimedAt (whole milliseconds) < now - lease, with now - lease rounded
+	// up to the millisecond so that a sub-millisecond now agrees with the
+	// domain's rule.
+	cutoff := now.Add(-flow.ClaimLease).Add(time.Millisecond - time.Nanosecond).UnixMilli()
 	stale := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
-		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", now.UnixMilli()-flow.ClaimLease.Milliseconds()))
+		e.n(aClaimedAt), e.n(aClaimedAt), e.i("cutoff", cutoff))
 	return fmt.Sprintf("%s OR (%s AND %s)",
 		e.statusAt(flow.StatusPending, now), e.statusAt(flow.StatusCompleting, now), stale)
 }
@@ -690,6 +698,31 @@ func (st *Store) ReserveAttempt(ctx context.Context, sessionURI string, maxAttem
 	limit := int64(max(maxAttempts, 1))
 	cond := fmt.Sprintf("(%s) AND %s < %s", e.claimableAt(now), e.n(aAttempts), e.i("limit", limit))
 	update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// RecordWrongCode implements flow.SessionStore. A comparison that is not
+// the last of max all found wrong is a plain increment; the last one also
+// sets FAILED in the same conditional write.
+func (st *Store) RecordWrongCode(ctx context.Context, sessionURI string, maxAttempts int, reason string, now time.Time) (*flow.Session, error) {
+	limit := int64(max(maxAttempts, 1))
+	e := newExprs()
+	cond := fmt.Sprintf("(%s) AND %s < %s AND %s < %s",
+		e.claimableAt(now), e.n(aWrongCodes), e.n(aAttempts), e.n(aWrongCodes), e.i("last", limit-1))
+	update := fmt.Sprintf("SET %s = %s + %s", e.n(aWrongCodes), e.n(aWrongCodes), e.i("one", 1))
+	s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
+	if err != nil || !conflict || s == nil || int64(s.WrongCodes) != limit-1 || !s.ClaimableAt(now) {
+		return st.result(s, conflict, err)
+	}
+	// Every attempt but this one found a wrong code: this one ends it.
+	e = newExprs()
+	cond = fmt.Sprintf("(%s) AND %s = %s AND %s >= %s",
+		e.claimableAt(now), e.n(aWrongCodes), e.i("last", limit-1), e.n(aAttempts), e.i("limit", limit))
+	update = fmt.Sprintf("SET %s = %s + %s, %s = %s",
+		e.n(aWrongCodes), e.n(aWrongCodes), e.i("one", 1), e.n(aStatus), e.status(flow.StatusFailed))
+	if reason != "" {
+		update += fmt.Sprintf(", %s = %s", e.n(aFailureReason), e.s("reason", reason))
+	}
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
 	"github.com/aws/smithy-go"
@@ -111,11 +112,8 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 	default:
 		return flow.Fail(contract.ErrValidationFailed, "exactly one user identifier is required")
 	}
-	// One attempt only: a retry of a call that took effect is refused as
-	// "already completed", and two calls must never be in flight for one
-	// session. The domain retries after it has found out the truth.
 	_, err := c.API.CompleteResourceTokenAuth(ctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
-		SessionUri: aws.String(sessionURI), UserIdentifier: id}, func(o *bedrockagentcore.Options) { o.RetryMaxAttempts = 1 })
+		SessionUri: aws.String(sessionURI), UserIdentifier: id}, onlyRetryThrottling)
 	if err != nil {
 		var f *flow.Failure
 		if errors.As(Classify(err), &f) && outcomeUnknown(err) {
@@ -124,6 +122,20 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 		return f
 	}
 	return nil
+}
+
+// onlyRetryThrottling lets the SDK retry CompleteResourceTokenAuth only
+// when AgentCore throttled it (a definite "not done"). Any other retry could
+// repeat a call that took effect (refused as "already completed") or put two
+// calls in flight for one session; the domain retries after it has found
+// out the truth.
+func onlyRetryThrottling(o *bedrockagentcore.Options) {
+	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+		so.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			var te *types.ThrottlingException
+			return aws.BoolTernary(errors.As(err, &te))
+		})}
+	})
 }
 
 // outcomeUnknown reports whether a failed call may have taken effect: no

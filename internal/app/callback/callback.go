@@ -7,7 +7,6 @@ package callback
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,8 +64,20 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 	if err != nil {
 		return nil, err
 	}
+	// The workload identity and the callback's own registered URL: with
+	// them the callback asks AgentCore's vault whether a session completed
+	// when CompleteResourceTokenAuth's answer was lost or refused.
+	workload, err := app.Required(get, contract.EnvWorkloadName)
+	if err != nil {
+		return nil, err
+	}
+	returnURL, err := app.Required(get, contract.EnvReturnURL)
+	if err != nil {
+		return nil, err
+	}
 	cookie := app.Or(get, contract.EnvUserTokenCookie, contract.DefaultUserTokenCookie)
-	cb, err := flow.NewCallback(flow.CallbackConfig{Binding: mode}, flow.Deps{
+	cfg := flow.CallbackConfig{Binding: mode, WorkloadName: workload, ReturnURL: returnURL, CompleteTimeout: o.CompleteTimeout}
+	cb, err := flow.NewCallback(cfg, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
 		Store:    state.New(cl.DynamoDB, table, state.WithClock(o.Clock)),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
@@ -75,7 +86,7 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 		Log:      log,
 	})
 	if err != nil {
-		return nil, errors.New("configuration: " + err.Error())
+		return nil, fmt.Errorf("configuration: %w (%s / %s)", err, contract.EnvWorkloadName, contract.EnvReturnURL)
 	}
 	return &web.Handler{Domain: cb, UserTokenCookie: cookie, Log: log}, nil
 }

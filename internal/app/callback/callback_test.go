@@ -13,7 +13,8 @@ import (
 )
 
 func env(drop string, set map[string]string) func(string) string {
-	m := map[string]string{contract.EnvSessionsTable: "sessions"}
+	m := map[string]string{contract.EnvSessionsTable: "sessions", contract.EnvWorkloadName: "consentflow",
+		contract.EnvReturnURL: "https://abc.execute-api.us-east-1.amazonaws.com/oauth2/callback"}
 	delete(m, drop)
 	for k, v := range set {
 		m[k] = v
@@ -48,6 +49,10 @@ func TestNewConfigurationErrors(t *testing.T) {
 	}{
 		{name: "no table", drop: contract.EnvSessionsTable, naming: contract.EnvSessionsTable},
 		{name: "bad binding", set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
+		{name: "no workload", drop: contract.EnvWorkloadName, naming: contract.EnvWorkloadName},
+		{name: "no return URL", drop: contract.EnvReturnURL, naming: contract.EnvReturnURL},
+		{name: "bad workload", set: map[string]string{contract.EnvWorkloadName: "a b"}, naming: contract.EnvWorkloadName},
+		{name: "bad return URL", set: map[string]string{contract.EnvReturnURL: "http://example.com/cb"}, naming: contract.EnvReturnURL},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, err := callback.New(clients(), env(c.drop, c.set), slog.New(slog.DiscardHandler))

@@ -60,15 +60,19 @@ type fixture struct {
 	http *http.Client
 }
 
-func start(t *testing.T, binding string) *fixture {
+func start(t *testing.T, binding string, opts ...func(*runner.Options)) *fixture {
 	t.Helper()
 	logs := &syncBuffer{}
-	s, err := runner.Start(context.Background(), runner.Options{
+	o := runner.Options{
 		Binding:  binding,
 		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		DynamoDB: dynamotest.Shared(t),
 		Table:    dynamotest.TableName(t),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := runner.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,9 @@ type Options struct {
 	DynamoDB *dynamolocal.Instance
 	// Table overrides the table name (tests sharing one DynamoDB Local).
 	Table string
+	// CompleteTimeout shortens the callback's CompleteResourceTokenAuth
+	// budget (fault tests; zero: the production default).
+	CompleteTimeout time.Duration
 }
 
 // Stack is a running local system.
@@ -219,7 +222,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.Initiate = in.Handle
 	cb, err := callback.New(callback.Clients{
 		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN,
-	}, get, o.Log, app.WithClock(s.clock.Now))
+	}, get, o.Log, app.WithClock(s.clock.Now), app.WithCompleteTimeout(o.CompleteTimeout))
 	if err != nil {
 		cbLn.Close()
 		return nil, err

@@ -61,6 +61,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RaceClaim", testRaceClaim},
 		{"RaceTransition", testRaceTransition},
 		{"Release", testRelease},
+		{"RecordWrongCode", testRecordWrongCode},
+		{"LeaseBoundarySubMillisecond", testLeaseBoundarySubMillisecond},
+		{"RaceRecordWrongCode", testRaceRecordWrongCode},
 		{"RaceReserveAttempt", testRaceReserveAttempt},
 		{"RaceReserveAttemptStaleClaim", testRaceReserveAttemptStaleClaim},
 		{"RaceCreateSameTaskToken", testRaceCreateSameTaskToken},
@@ -385,6 +388,9 @@ func testNotFound(t *testing.T, f *fixture) {
 	if _, err := f.st.Release(ctx, missing); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("Release: %v", err)
 	}
+	if _, err := f.st.RecordWrongCode(ctx, missing, 5, "r", f.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("RecordWrongCode: %v", err)
+	}
 	if _, err := f.st.MarkNotified(ctx, missing, "", f.Now()); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("MarkNotified: %v", err)
 	}
@@ -670,6 +676,141 @@ func testAttempts(t *testing.T, f *fixture) {
 	wantConflict(t, "attempt at ExpiresAt", cur, err, flow.StatusExpired)
 	if cur.Attempts != 0 {
 		t.Fatal("attempt on an expired session counted")
+	}
+}
+
+// reserve takes n attempts on uri (limit 5 unless more are asked for).
+func (f *fixture) reserve(t *testing.T, uri string, n, limit int, now time.Time) *flow.Session {
+	t.Helper()
+	var got *flow.Session
+	for i := 0; i < n; i++ {
+		var err error
+		if got, err = f.st.ReserveAttempt(context.Background(), uri, limit, now); err != nil {
+			t.Fatalf("reserve %d: %v", i+1, err)
+		}
+	}
+	return got
+}
+
+// testRecordWrongCode: wrong codes are recorded against open reservations;
+// the one that makes every attempt wrong fails the session in the same
+// write; while a reservation is open the session stays.
+func testRecordWrongCode(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	const limit = 3
+	s := f.create(t, f.session(""))
+	// No open reservation: nothing to record.
+	cur, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	wantConflict(t, "wrong code without a reservation", cur, err, flow.StatusPending)
+	f.reserve(t, s.SessionURI, limit, limit, f.Now())
+	for i := 1; i < limit; i++ {
+		got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+		if err != nil || got.Status != flow.StatusPending || got.WrongCodes != i || got.Attempts != limit || got.FailureReason != "" {
+			t.Fatalf("wrong code %d: %+v %v", i, got, err)
+		}
+	}
+	got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	if err != nil || got.Status != flow.StatusFailed || got.WrongCodes != limit || got.FailureReason != contract.ErrBindingFailed {
+		t.Fatalf("last wrong code: %+v %v", got, err)
+	}
+	wantSame(t, "stored after the last wrong code", f.get(t, s.SessionURI), got)
+	cur, err = f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	wantConflict(t, "wrong code after FAILED", cur, err, flow.StatusFailed)
+
+	// All attempts reserved, one still open (it may hold the right code):
+	// the session stays PENDING and can still be claimed.
+	o := f.create(t, f.session(""))
+	f.reserve(t, o.SessionURI, limit, limit, f.Now())
+	for i := 1; i < limit; i++ {
+		if _, err := f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", f.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := f.get(t, o.SessionURI); got.Status != flow.StatusPending || got.WrongCodes != limit-1 || got.Attempts != limit {
+		t.Fatalf("with one comparison open: %+v", got)
+	}
+	if _, err := f.st.Claim(ctx, o.SessionURI, f.Now()); err != nil {
+		t.Fatalf("claim by the open comparison: %v", err)
+	}
+	// COMPLETING under a live claim: refused.
+	cur, err = f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", f.Now())
+	wantConflict(t, "wrong code under a live claim", cur, err, flow.StatusCompleting)
+
+	// Under a stale claim the last wrong code fails the session too.
+	c := f.in(t, flow.StatusCompleting)
+	later := f.Now().Add(flow.ClaimLease + time.Second)
+	f.reserve(t, c.SessionURI, limit, limit, later)
+	for i := 1; i <= limit; i++ {
+		got, err = f.st.RecordWrongCode(ctx, c.SessionURI, limit, "r", later)
+		if err != nil {
+			t.Fatalf("stale claim, wrong code %d: %v", i, err)
+		}
+	}
+	if got.Status != flow.StatusFailed || got.FailureReason != "r" {
+		t.Fatalf("stale claim, after %d wrong codes: %+v", limit, got)
+	}
+	// A limit of 1 or below: the first wrong code ends the session.
+	for _, l := range []int{1, 0, -1} {
+		s := f.create(t, f.session(""))
+		f.reserve(t, s.SessionURI, 1, l, f.Now())
+		if got, err := f.st.RecordWrongCode(ctx, s.SessionURI, l, "r", f.Now()); err != nil || got.Status != flow.StatusFailed {
+			t.Fatalf("limit %d: %+v %v", l, got, err)
+		}
+	}
+	// Expired at now: refused, seen as EXPIRED.
+	x := f.create(t, f.session(""))
+	f.reserve(t, x.SessionURI, 1, limit, f.Now())
+	f.set(x.ExpiresAt)
+	cur, err = f.st.RecordWrongCode(ctx, x.SessionURI, limit, "r", x.ExpiresAt)
+	wantConflict(t, "wrong code at ExpiresAt", cur, err, flow.StatusExpired)
+}
+
+// testLeaseBoundarySubMillisecond: the store agrees with ClaimableAt at
+// times that are not whole milliseconds, on both sides of the lease.
+func testLeaseBoundarySubMillisecond(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	for _, d := range []time.Duration{-time.Millisecond, -500 * time.Microsecond, 0, time.Nanosecond, 500 * time.Microsecond, 999 * time.Microsecond, time.Millisecond} {
+		s := f.in(t, flow.StatusCompleting)
+		now := s.ClaimedAt.Add(flow.ClaimLease + d)
+		want := s.ClaimableAt(now)
+		got, err := f.st.ReserveAttempt(ctx, s.SessionURI, 5, now)
+		if (err == nil) != want {
+			t.Errorf("lease %+v: ClaimableAt says %v, ReserveAttempt: %+v %v", d, want, got, err)
+		}
+		if _, err := f.st.Claim(ctx, s.SessionURI, now); (err == nil) != want {
+			t.Errorf("lease %+v: ClaimableAt says %v, Claim: %v", d, want, err)
+		}
+	}
+}
+
+// testRaceRecordWrongCode: racing wrong codes on every reserved attempt
+// record each once, and exactly one of them fails the session.
+func testRaceRecordWrongCode(t *testing.T, f *fixture) {
+	const limit = 5
+	s := f.create(t, f.session(""))
+	f.reserve(t, s.SessionURI, limit, limit, f.Now())
+	var mu sync.Mutex
+	ok, failedNow, conflicts := 0, 0, 0
+	race(racers, func(int) {
+		got, err := f.st.RecordWrongCode(context.Background(), s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil && got.Status == flow.StatusFailed:
+			failedNow++
+		case err == nil:
+			ok++
+		case errors.Is(err, flow.ErrConflict) && got != nil:
+			conflicts++
+		default:
+			t.Errorf("RecordWrongCode: %+v %v", got, err)
+		}
+	})
+	if ok != limit-1 || failedNow != 1 || conflicts != racers-limit {
+		t.Fatalf("recorded %d, failed %d, conflicts %d; want %d, 1, %d", ok, failedNow, conflicts, limit-1, racers-limit)
+	}
+	if got := f.get(t, s.SessionURI); got.Status != flow.StatusFailed || got.WrongCodes != limit {
+		t.Fatalf("final %+v", got)
 	}
 }
 

@@ -1,0 +1,68 @@
+package inprocess
+
+import (
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/consentflow/consentflow/internal/local/emulator"
+	"github.com/consentflow/consentflow/internal/local/runner"
+	"github.com/consentflow/consentflow/internal/local/sfnlocal"
+)
+
+// AgentCore completes the session but the answer is lost with the
+// connection: the callback asks the vault, finds the token, and the user
+// and the workflow see a success. One Complete call, never two.
+func TestCompletionAnswerLost(t *testing.T) {
+	f := start(t, "code")
+	a := f.initiate(`{"userId":"user-lost","provider":"github","scopes":["repo"]}`)
+	f.consent(&a, "allow")
+	f.s.Emulator.InjectFault(emulator.OpCompleteResourceTokenAuth, 1, emulator.DropResponse)
+	resp, body := f.do("POST", a.callback, url.Values{"code": {a.event.VerificationCode}}.Encode())
+	if resp.StatusCode != 200 || outcomeOf(body) != "ok: Connected" {
+		t.Fatalf("POST: %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	if r := f.waitTask(a.taskToken); r.Status != sfnlocal.StatusSucceeded {
+		t.Fatalf("task %+v", r)
+	}
+	if n := len(f.s.Emulator.CallsTo(emulator.OpCompleteResourceTokenAuth)); n != 1 {
+		t.Fatalf("CompleteResourceTokenAuth called %d times", n)
+	}
+}
+
+// The scenario that used to fail the workflow while the token sat in the
+// vault: Complete outlives the callback's budget and takes effect late;
+// the user's retry is refused as "already completed". The vault decides:
+// AUTHORIZED, not consentflow.AccessDenied, and Complete calls never
+// overlap.
+func TestLateCompletionThenRetry(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	f := start(t, "code", func(o *runner.Options) { o.CompleteTimeout = budget })
+	a := f.initiate(`{"userId":"user-late","provider":"github","scopes":["repo"]}`)
+	f.consent(&a, "allow")
+	f.s.Emulator.InjectFault(emulator.OpCompleteResourceTokenAuth, 1, emulator.Slow(3*budget))
+	form := url.Values{"code": {a.event.VerificationCode}}.Encode()
+	resp, body := f.do("POST", a.callback, form)
+	if resp.StatusCode != 503 || outcomeOf(body) == "ok: Connected" {
+		t.Fatalf("first POST (Complete still running at AgentCore): %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	if n := f.s.SFN.Calls(); n["SendTaskSuccess"]+n["SendTaskFailure"] != 0 {
+		t.Fatalf("task settled while the outcome was unknown: %v", n)
+	}
+	time.Sleep(4 * budget) // the first call takes effect meanwhile
+	resp, body = f.do("POST", a.callback, form)
+	if resp.StatusCode != 200 || outcomeOf(body) != "ok: Connected" {
+		t.Fatalf("retry: %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	r := f.waitTask(a.taskToken)
+	if r.Status != sfnlocal.StatusSucceeded {
+		t.Fatalf("task %+v (the token is in the vault)", r)
+	}
+	calls := f.s.Emulator.CallsTo(emulator.OpCompleteResourceTokenAuth)
+	if len(calls) != 2 || calls[1].ErrorType != "AccessDeniedException" {
+		t.Fatalf("Complete calls %+v", calls)
+	}
+	if n := f.s.SFN.Calls()["SendTaskFailure"]; n != 0 {
+		t.Fatalf("SendTaskFailure %d", n)
+	}
+}
