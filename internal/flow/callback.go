@@ -53,9 +53,6 @@ type Outcome struct {
 	NeedsUserSession bool
 	// Reason refines Kind where the page can say more about the cause.
 	Reason Reason
-	// Detail is page wording: the HTTP layer (internal/web) sets it from
-	// Reason; the domain never does.
-	Detail string
 }
 
 // Reason is why an outcome happened, where a page can tell more than its

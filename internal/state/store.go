@@ -106,16 +106,37 @@ func TaskKey(taskToken string) string {
 // Store is a flow.SessionStore on one DynamoDB table. It is safe for
 // concurrent use.
 type Store struct {
-	client    *dynamodb.Client
-	table     string
-	clock     flow.Clock
-	retention time.Duration
+	client      *dynamodb.Client
+	table       string
+	clock       flow.Clock
+	retention   time.Duration
+	callTimeout time.Duration
 }
 
 var _ flow.SessionStore = (*Store)(nil)
 
 // Option configures a Store.
 type Option func(*Store)
+
+// DefaultCallTimeout bounds each DynamoDB call, the SDK's retries included,
+// so that a hanging table costs a request at most this long: the callback
+// answers its clean "temporary problem" page well inside the function's
+// timeout.
+const DefaultCallTimeout = 2 * time.Second
+
+// WithCallTimeout replaces DefaultCallTimeout (0: only the caller's context
+// bounds the calls).
+func WithCallTimeout(d time.Duration) Option {
+	return func(s *Store) { s.callTimeout = d }
+}
+
+// call bounds one DynamoDB call by the store's call timeout.
+func (st *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if st.callTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, st.callTimeout)
+}
 
 // WithClock sets the clock used for expiry on reads, CreatedAt defaults and
 // the times RecordFailedAttempt and Transition record (default time.Now).
@@ -135,7 +156,7 @@ func WithRetention(d time.Duration) Option {
 
 // New returns a store on table.
 func New(client *dynamodb.Client, table string, opts ...Option) *Store {
-	s := &Store{client: client, table: table, clock: time.Now, retention: DefaultRetention}
+	s := &Store{client: client, table: table, clock: time.Now, retention: DefaultRetention, callTimeout: DefaultCallTimeout}
 	for _, o := range opts {
 		o(s)
 	}
@@ -323,13 +344,15 @@ func (st *Store) Create(ctx context.Context, s *flow.Session) (*flow.Session, er
 	pkName := map[string]string{"#pk": contract.AttrPK}
 
 	if rec.TaskToken == "" {
-		_, err := st.client.PutItem(ctx, &dynamodb.PutItemInput{
+		cctx, cancel := st.call(ctx)
+		_, err := st.client.PutItem(cctx, &dynamodb.PutItemInput{
 			TableName:                           aws.String(st.table),
 			Item:                                av,
 			ConditionExpression:                 aws.String(notExists),
 			ExpressionAttributeNames:            pkName,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
+		cancel()
 		var ccf *types.ConditionalCheckFailedException
 		if errors.As(err, &ccf) {
 			return st.conflictFrom(ctx, rec.SessionURI, ccf.Item)
@@ -366,7 +389,9 @@ func (st *Store) Create(ctx context.Context, s *flow.Session) (*flow.Session, er
 	}
 	const maxTries = 8
 	for try := 1; ; try++ {
-		_, err := st.client.TransactWriteItems(ctx, in)
+		cctx, cancel := st.call(ctx)
+		_, err := st.client.TransactWriteItems(cctx, in)
+		cancel()
 		if err == nil {
 			return st.view(stored), nil
 		}
@@ -431,11 +456,13 @@ func reasonCodes(rs []types.CancellationReason) string {
 // the pointer when already known (from ALL_OLD), else it is read.
 func (st *Store) sessionForTask(ctx context.Context, taskToken, uri string) (*flow.Session, error) {
 	if uri == "" {
-		out, err := st.client.GetItem(ctx, &dynamodb.GetItemInput{
+		cctx, cancel := st.call(ctx)
+		out, err := st.client.GetItem(cctx, &dynamodb.GetItemInput{
 			TableName:      aws.String(st.table),
 			Key:            key(TaskKey(taskToken)),
 			ConsistentRead: aws.Bool(true),
 		})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("state: get task record: %w", err)
 		}
@@ -492,11 +519,13 @@ func (st *Store) getRaw(ctx context.Context, sessionURI string) (*flow.Session, 
 	if sessionURI == "" {
 		return nil, flow.ErrNotFound
 	}
-	out, err := st.client.GetItem(ctx, &dynamodb.GetItemInput{
+	cctx, cancel := st.call(ctx)
+	out, err := st.client.GetItem(cctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(st.table),
 		Key:            key(SessionKey(sessionURI)),
 		ConsistentRead: aws.Bool(true),
 	})
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("state: get: %w", err)
 	}
@@ -593,7 +622,9 @@ func (st *Store) update(ctx context.Context, sessionURI string, e *exprs, update
 	if len(e.values) > 0 {
 		in.ExpressionAttributeValues = e.values
 	}
-	out, err := st.client.UpdateItem(ctx, in)
+	cctx, cancel := st.call(ctx)
+	out, err := st.client.UpdateItem(cctx, in)
+	cancel()
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		if len(ccf.Item) == 0 {

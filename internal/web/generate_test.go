@@ -45,7 +45,7 @@ func TestStyleStaysInItsElement(t *testing.T) {
 	if strings.Contains(style, "</") || strings.Contains(style, "<!--") {
 		t.Fatal("templates/style.css contains \"</\" or \"<!--\"")
 	}
-	_, body := render(&flow.Outcome{Kind: flow.KindConnected})
+	_, body := render(&flow.Outcome{Kind: flow.KindConnected}, "")
 	if !strings.Contains(body, "<style>"+style+"</style>") {
 		t.Fatal("the page does not carry the stylesheet the CSP hash is computed from, byte for byte")
 	}

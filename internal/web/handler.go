@@ -43,7 +43,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	case http.MethodGet, http.MethodPost:
 	default:
 		h.Log.WarnContext(ctx, "method not allowed", "method", method)
-		resp := respond(http.StatusMethodNotAllowed, &flow.Outcome{Kind: flow.KindBadRequest, Detail: msgMethodNotAllowed})
+		resp := refuse(http.StatusMethodNotAllowed, msgMethodNotAllowed)
 		resp.Headers["Allow"] = "GET, POST"
 		return resp, nil
 	}
@@ -65,7 +65,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	form, status := parseForm(req)
 	if status != 0 {
 		h.Log.WarnContext(ctx, "unacceptable POST body", "status", status)
-		return respond(status, &flow.Outcome{Kind: flow.KindBadRequest, Detail: msgUnreadableForm}), nil
+		return refuse(status, msgUnreadableForm), nil
 	}
 	p.Code = form.Get("code")
 	p.UserToken = cookieValue(req.Cookies, h.UserTokenCookie)
@@ -150,7 +150,19 @@ func cookieValue(cookies []string, name string) string {
 // respond renders o, worded (wording.go), with the page's status (or status
 // when not 0) and the security headers every response carries.
 func respond(status int, o *flow.Outcome) events.APIGatewayV2HTTPResponse {
-	st, body := render(worded(o))
+	return htmlPage(status, o, message(o))
+}
+
+// refuse answers a request the handler turns away before the domain sees
+// it: a bad-request page with the handler's own message.
+func refuse(status int, msg string) events.APIGatewayV2HTTPResponse {
+	return htmlPage(status, &flow.Outcome{Kind: flow.KindBadRequest}, msg)
+}
+
+// htmlPage renders o with message (or its Kind's default) and the strict
+// headers; status, when not zero, replaces the Kind's status.
+func htmlPage(status int, o *flow.Outcome, msg string) events.APIGatewayV2HTTPResponse {
+	st, body := render(o, msg)
 	if status != 0 {
 		st = status
 	}

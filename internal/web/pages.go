@@ -55,48 +55,10 @@ type view struct {
 	Error     string
 }
 
-type pageSpec struct {
-	status  int
-	kind    string
-	heading string
-	message string
-	next    string
-}
-
-var specs = map[flow.Kind]pageSpec{
-	flow.KindConfirm: {http.StatusOK, "confirm", "Confirm the connection",
-		"", ""},
-	flow.KindConnected: {http.StatusOK, "ok", "Connected",
-		"The connection is set up.", "You can close this window and go back to the application."},
-	flow.KindAlreadyConnected: {http.StatusOK, "ok", "Already connected",
-		"This connection was already completed; nothing more to do.", "You can close this window."},
-	flow.KindInProgress: {http.StatusConflict, "wait", "Still completing",
-		"This connection is being completed right now.", "Reload this page in a few seconds."},
-	flow.KindWrongCode: {http.StatusForbidden, "retry", "That code is not right",
-		"", "Check the code the application showed you and try again."},
-	flow.KindTooManyAttempts: {http.StatusForbidden, "error", "Too many wrong codes",
-		"The verification code was entered wrongly too many times, so this connection request was cancelled.", "Go back to the application and start again."},
-	flow.KindWrongUser: {http.StatusForbidden, "error", "Signed in as someone else",
-		"This browser is not signed in to the application as the person who asked for this connection, so it cannot be completed here.", "Sign in to the application in this browser as that person, then open the link again."},
-	flow.KindDenied: {http.StatusOK, "error", "Access not granted",
-		"Access was declined at the provider, so the connection was not set up.", "If that was a mistake, go back to the application and start again."},
-	flow.KindExpired: {http.StatusGone, "error", "This link has expired",
-		"Connection links are valid for 10 minutes.", "Go back to the application and start again."},
-	flow.KindFailed: {http.StatusConflict, "error", "The connection could not be completed",
-		"This connection request has ended without success.", "Go back to the application and start again."},
-	flow.KindTryAgain: {http.StatusServiceUnavailable, "error", "Temporary problem",
-		"A service needed to complete the connection did not answer.", "Wait a moment and try again."},
-	flow.KindBadRequest: {http.StatusBadRequest, "error", "This link is not valid",
-		"The link is incomplete or malformed.", "Open the link from the application again, without changing it."},
-	flow.KindUnknownSession: {http.StatusNotFound, "error", "Unknown or old link",
-		"There is no pending connection for this link. It may have expired and been removed.", "Go back to the application and start again."},
-	flow.KindStateMismatch: {http.StatusForbidden, "error", "This link is not valid",
-		"The link does not match the connection request it names.", "Open the link from the application again, without changing it."},
-}
-
-// render builds a page for o. templ escapes every value; no error
-// text or secret ever reaches it (Outcome carries none).
-func render(o *flow.Outcome) (int, string) {
+// render builds a page for o; message, when not empty, replaces the
+// Kind's default message. templ escapes every value; no error text or
+// secret ever reaches it (Outcome carries none).
+func render(o *flow.Outcome, message string) (int, string) {
 	sp, ok := specs[o.Kind]
 	if !ok {
 		sp = specs[flow.KindFailed]
@@ -105,8 +67,8 @@ func render(o *flow.Outcome) (int, string) {
 		Title: sp.heading, Kind: sp.kind, Heading: sp.heading,
 		Message: sp.message, Next: sp.next, O: o,
 	}
-	if o.Detail != "" {
-		v.Message = o.Detail
+	if message != "" {
+		v.Message = message
 	}
 	switch o.Kind {
 	case flow.KindConfirm, flow.KindWrongCode:

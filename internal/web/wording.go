@@ -1,15 +1,54 @@
 package web
 
-import "github.com/consentflow/consentflow/internal/flow"
+import (
+	"net/http"
+
+	"github.com/consentflow/consentflow/internal/flow"
+)
 
 // The words of the pages. The domain (package flow) answers with outcomes
-// (flow.Kind, flow.Reason); this package alone decides what a person reads.
-//
-// Note: each Kind's heading, message and next step are still in the specs
-// table of pages.go, which this change was not allowed to edit (the
-// rendering may change in parallel). When pages.go can change, move that
-// table here and let view take its Message from reasonWords instead of
-// flow.Outcome.Detail, then drop Detail from flow.Outcome.
+// (flow.Kind, flow.Reason); this file alone decides what a person reads:
+// each Kind's status, heading, message and next step, the messages that
+// refine a Reason, and the handler's own refusals.
+
+type pageSpec struct {
+	status  int
+	kind    string
+	heading string
+	message string
+	next    string
+}
+
+var specs = map[flow.Kind]pageSpec{
+	flow.KindConfirm: {http.StatusOK, "confirm", "Confirm the connection",
+		"", ""},
+	flow.KindConnected: {http.StatusOK, "ok", "Connected",
+		"The connection is set up.", "You can close this window and go back to the application."},
+	flow.KindAlreadyConnected: {http.StatusOK, "ok", "Already connected",
+		"This connection was already completed; nothing more to do.", "You can close this window."},
+	flow.KindInProgress: {http.StatusConflict, "wait", "Still completing",
+		"This connection is being completed right now.", "Reload this page in a few seconds."},
+	flow.KindWrongCode: {http.StatusForbidden, "retry", "That code is not right",
+		"", "Check the code the application showed you and try again."},
+	flow.KindTooManyAttempts: {http.StatusForbidden, "error", "Too many wrong codes",
+		"The verification code was entered wrongly too many times, so this connection request was cancelled.", "Go back to the application and start again."},
+	flow.KindWrongUser: {http.StatusForbidden, "error", "Signed in as someone else",
+		"This browser is not signed in to the application as the person who asked for this connection, so it cannot be completed here.", "Sign in to the application in this browser as that person, then open the link again."},
+	flow.KindDenied: {http.StatusOK, "error", "Access not granted",
+		"Access was declined at the provider, so the connection was not set up.", "If that was a mistake, go back to the application and start again."},
+	flow.KindExpired: {http.StatusGone, "error", "This link has expired",
+		"Connection links are valid for 10 minutes.", "Go back to the application and start again."},
+	flow.KindFailed: {http.StatusConflict, "error", "The connection could not be completed",
+		"This connection request has ended without success.", "Go back to the application and start again."},
+	flow.KindTryAgain: {http.StatusServiceUnavailable, "error", "Temporary problem",
+		"A service needed to complete the connection did not answer.", "Wait a moment and try again."},
+	flow.KindBadRequest: {http.StatusBadRequest, "error", "This link is not valid",
+		"The link is incomplete or malformed.", "Open the link from the application again, without changing it."},
+	flow.KindUnknownSession: {http.StatusNotFound, "error", "Unknown or old link",
+		"There is no pending connection for this link. It may have expired and been removed.", "Go back to the application and start again."},
+	flow.KindStateMismatch: {http.StatusForbidden, "error", "This link is not valid",
+		"The link does not match the connection request it names.", "Open the link from the application again, without changing it."},
+}
 
 // reasonWords replaces a page's default message for outcomes whose Reason
 // says more than their Kind.
@@ -27,14 +66,5 @@ const (
 	msgUnreadableForm   = "The form could not be read."
 )
 
-// worded returns o with the words for its Reason as Detail (a copy; o is
-// left alone). An outcome with no Reason keeps the Detail the handler gave.
-func worded(o *flow.Outcome) *flow.Outcome {
-	w, ok := reasonWords[o.Reason]
-	if !ok {
-		return o
-	}
-	c := *o
-	c.Detail = w
-	return &c
-}
+// message is the message for o's Reason, or "" for the Kind's default.
+func message(o *flow.Outcome) string { return reasonWords[o.Reason] }
