@@ -26,6 +26,36 @@ func Required(get Getenv, name string) (string, error) {
 	return v, nil
 }
 
+// Common is the configuration both functions read: the sessions table,
+// the AgentCore workload identity, the callback URL registered on it, and
+// the session binding mode.
+type Common struct {
+	Table, WorkloadName, ReturnURL string
+	Binding                        flow.BindingMode
+}
+
+// ReadCommon reads Common, naming the first missing or invalid variable.
+func ReadCommon(get Getenv) (Common, error) {
+	var c Common
+	var err error
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{
+		{contract.EnvSessionsTable, &c.Table},
+		{contract.EnvWorkloadName, &c.WorkloadName},
+		{contract.EnvReturnURL, &c.ReturnURL},
+	} {
+		if *v.dst, err = Required(get, v.name); err != nil {
+			return Common{}, err
+		}
+	}
+	if c.Binding, err = Binding(get); err != nil {
+		return Common{}, err
+	}
+	return c, nil
+}
+
 // Binding reads contract.EnvBindingMode (default: code).
 func Binding(get Getenv) (flow.BindingMode, error) {
 	switch v := get(contract.EnvBindingMode); v {

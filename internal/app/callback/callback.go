@@ -56,30 +56,18 @@ func FromEnvironment(ctx context.Context, log *slog.Logger) (*web.Handler, error
 // New wires the callback handler from configuration.
 func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web.Handler, error) {
 	o := app.Apply(opts)
-	table, err := app.Required(get, contract.EnvSessionsTable)
-	if err != nil {
-		return nil, err
-	}
-	mode, err := app.Binding(get)
-	if err != nil {
-		return nil, err
-	}
-	// The workload identity and the callback's own registered URL: with
-	// them the callback asks AgentCore's vault whether a session completed
-	// when CompleteResourceTokenAuth's answer was lost or refused.
-	workload, err := app.Required(get, contract.EnvWorkloadName)
-	if err != nil {
-		return nil, err
-	}
-	returnURL, err := app.Required(get, contract.EnvReturnURL)
+	// The workload identity and the callback's own registered URL let the
+	// callback ask AgentCore's vault whether a session completed when
+	// CompleteResourceTokenAuth's answer was lost or refused.
+	c, err := app.ReadCommon(get)
 	if err != nil {
 		return nil, err
 	}
 	cookie := app.Or(get, contract.EnvUserTokenCookie, contract.DefaultUserTokenCookie)
-	cfg := flow.CallbackConfig{Binding: mode, WorkloadName: workload, ReturnURL: returnURL, CompleteTimeout: o.CompleteTimeout}
+	cfg := flow.CallbackConfig{Binding: c.Binding, WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, CompleteTimeout: o.CompleteTimeout}
 	cb, err := flow.NewCallback(cfg, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
-		Store:    state.New(cl.DynamoDB, table, state.WithClock(o.Clock)),
+		Store:    state.New(cl.DynamoDB, c.Table, state.WithClock(o.Clock)),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
 		Clock:    o.Clock,
 		Random:   app.RandomBytes,

@@ -60,29 +60,17 @@ func FromEnvironment(ctx context.Context, log *slog.Logger) (*invoke.Handler, er
 // New wires the initiate handler from configuration.
 func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*invoke.Handler, error) {
 	o := app.Apply(opts)
-	table, err := app.Required(get, contract.EnvSessionsTable)
-	if err != nil {
-		return nil, err
-	}
-	workload, err := app.Required(get, contract.EnvWorkloadName)
-	if err != nil {
-		return nil, err
-	}
-	returnURL, err := app.Required(get, contract.EnvReturnURL)
-	if err != nil {
-		return nil, err
-	}
-	mode, err := app.Binding(get)
+	c, err := app.ReadCommon(get)
 	if err != nil {
 		return nil, err
 	}
 	bus := app.Or(get, contract.EnvEventBusName, contract.DefaultEventBusName)
-	if mode == flow.BindingNone {
+	if c.Binding == flow.BindingNone {
 		log.Warn("binding mode none: callbacks complete without proof that the browser belongs to the user")
 	}
-	x, err := flow.NewInitiator(flow.Config{WorkloadName: workload, ReturnURL: returnURL, Binding: mode}, flow.Deps{
+	x, err := flow.NewInitiator(flow.Config{WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, Binding: c.Binding}, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
-		Store:    state.New(cl.DynamoDB, table, state.WithClock(o.Clock)),
+		Store:    state.New(cl.DynamoDB, c.Table, state.WithClock(o.Clock)),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
 		Notifier: eventbus.Notifier{API: cl.Events, Bus: bus},
 		Clock:    o.Clock,
