@@ -112,7 +112,16 @@ type CallbackConfig struct {
 const (
 	settleTimeout = 3 * time.Second
 	vaultTimeout  = 2 * time.Second
+	// deadlineMargin is kept free before the request's deadline, and
+	// below minCompleteBudget Complete is not even tried (the session is
+	// released as if throttled: the user retries).
+	deadlineMargin    = 300 * time.Millisecond
+	minCompleteBudget = 500 * time.Millisecond
 )
+
+// errNoTime: the request has too little time left to call Complete and
+// settle its outcome; nothing was called.
+var errNoTime = &Failure{Name: contract.ErrAgentCoreUnavailable, Message: "no time left to complete at AgentCore"}
 
 // Callback handles the browser's return from AgentCore.
 type Callback struct {
@@ -355,7 +364,17 @@ func (c *Callback) complete(ctx context.Context, log *slog.Logger, s *Session, p
 // vault check and the writes that follow still have time inside the
 // function's own deadline.
 func (c *Callback) completeAtAgentCore(ctx context.Context, s *Session, user UserRef) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.CompleteTimeout)
+	budget := c.cfg.CompleteTimeout
+	if d, ok := ctx.Deadline(); ok {
+		// Leave the vault check and the settling writes their time before
+		// the function's own deadline.
+		left := time.Until(d) - vaultTimeout - settleTimeout - deadlineMargin
+		if left < minCompleteBudget {
+			return errNoTime
+		}
+		budget = min(budget, left)
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	return c.d.Identity.CompleteResourceTokenAuth(ctx, s.SessionURI, user)
 }
@@ -374,6 +393,9 @@ func (c *Callback) completeAtAgentCore(ctx context.Context, s *Session, user Use
 //     and asks again).
 func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, user UserRef, err error) *Outcome {
 	f := AsFailure(err, contract.ErrAgentCoreUnavailable)
+	if errors.Is(err, errNoTime) {
+		return c.release(ctx, log, s, p, "too little time left in this request to complete at AgentCore; session released", f.Name)
+	}
 	if f.Name == contract.ErrThrottled {
 		return c.release(ctx, log, s, p, "CompleteResourceTokenAuth throttled; session released", f.Name)
 	}
@@ -389,6 +411,12 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 	case state == VaultStored:
 		log.WarnContext(ctx, "CompleteResourceTokenAuth failed but the session's token is in the vault: completed", "error", f.Name, "outcomeUnknown", unknown)
 		return c.completed(ctx, log, s)
+	case state == VaultPending && errors.Is(err, ErrNoAnswer):
+		// The call may still be running at AgentCore: a retry now could put
+		// a second Complete in flight. The claim is kept until its lease
+		// ends; a retry after that asks the vault again.
+		log.WarnContext(ctx, "CompleteResourceTokenAuth did not answer and the session is not completed yet; the claim is kept until its lease ends", "error", f.Name)
+		return c.base(s, KindInProgress)
 	case state == VaultPending && unknown:
 		return c.release(ctx, log, s, p, "CompleteResourceTokenAuth failed and did not take effect; session released", f.Name)
 	}
@@ -396,6 +424,32 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
 	out := c.base(s, KindFailed)
 	out.Reason = ReasonCompletionRefused
+	return out
+}
+
+// completedLate answers for an expired session whose completion was
+// attempted and never settled (stored COMPLETING under a stale claim: its
+// Complete got no answer, or its request died): if AgentCore's vault holds
+// the session's token, the completion took effect after all, so the session
+// is recorded COMPLETED and the workflow resumed instead of failed as
+// expired. Sessions started with a JWT cannot be checked here (only its hash
+// is stored); they expire as before.
+func (c *Callback) completedLate(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
+	if s.ClaimedAt.IsZero() || s.FailureReason != "" || s.UserID == "" || s.UserTokenHash != "" {
+		return nil
+	}
+	state, err := c.vaultState(ctx, s, UserRef{UserID: s.UserID})
+	if err != nil || state != VaultStored {
+		return nil
+	}
+	log.WarnContext(ctx, "an unsettled completion took effect after all: the session's token is in the vault")
+	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
+		// Settled by another request meanwhile (or the store failed): let
+		// the caller answer from the record.
+		return nil
+	}
+	out := c.base(s, KindAlreadyConnected)
+	out.WorkflowResumed = c.resume(ctx, log, s)
 	return out
 }
 
@@ -477,6 +531,9 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 			// outcome, not the clock, settles the session.
 			return c.base(s, KindInProgress)
 		}
+		if o := c.completedLate(ctx, log, s); o != nil {
+			return o
+		}
 		// Once expired nobody can claim, so a stale claim stays stale.
 		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, contract.ErrExpired, "the authorization session expired")
 		return c.base(s, KindExpired)
@@ -553,6 +610,12 @@ func (c *Callback) awaitOutcome(ctx context.Context, log *slog.Logger, op string
 	}
 	if AttemptsExhausted(cur.Attempts, MaxCodeAttempts) {
 		log.WarnContext(ctx, "verification code refused: no attempts left", "attempts", cur.Attempts)
+		if cur.Status == StatusPending {
+			// Every attempt is used and none is open any more (a comparison
+			// whose request ended without recording it): nothing can
+			// complete this session; end it and its task now.
+			c.finish(ctx, log, cur, []Status{StatusPending}, StatusFailed, contract.ErrBindingFailed, "too many wrong verification codes")
+		}
 		return c.base(cur, KindTooManyAttempts)
 	}
 	// Released back to PENDING by a transient failure, or held under a
@@ -569,7 +632,7 @@ func (c *Callback) busy(s *Session) bool {
 	case StatusCompleting:
 		return c.claimLive(s)
 	case StatusPending:
-		return AttemptsExhausted(s.Attempts, MaxCodeAttempts) && s.WrongCodes < s.Attempts
+		return AttemptsExhausted(s.Attempts, MaxCodeAttempts) && s.OpenAttemptAt(c.d.Clock())
 	}
 	return false
 }

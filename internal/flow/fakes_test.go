@@ -165,6 +165,7 @@ func (m *memStore) ReserveAttempt(_ context.Context, uri string, max int, now ti
 			return false
 		}
 		s.Attempts++
+		s.ReservedAt = now.Truncate(time.Millisecond)
 		return true
 	})
 }

@@ -135,6 +135,10 @@ const (
 // CompleteResourceTokenAuth.
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
+// ErrNoAnswer marks, besides ErrOutcomeUnknown, a call whose answer never
+// arrived (timeout, connection lost): it may still be running at AgentCore.
+var ErrNoAnswer = errors.New("no answer")
+
 // Identity is the slice of AgentCore Identity the flow uses.
 type Identity interface {
 	WorkloadAccessToken(ctx context.Context, workload string, user UserRef) (string, error)

@@ -101,6 +101,10 @@ type Session struct {
 	// Attempts - WrongCodes comparisons are open or found the right code.
 	Attempts   int
 	WrongCodes int
+	// ReservedAt is when the last attempt was reserved. A comparison left
+	// open longer than ReservationLease belongs to a request that ended
+	// without recording it (it lost a claim race, or its function died).
+	ReservedAt time.Time
 	// FailureReason is the named error a FAILED/EXPIRED session ended with.
 	FailureReason string
 	CreatedAt     time.Time
@@ -146,6 +150,18 @@ func (s *Session) ClaimableAt(now time.Time) bool {
 		return s.ClaimedAt.IsZero() || now.Sub(s.ClaimedAt) > ClaimLease
 	}
 	return false
+}
+
+// ReservationLease bounds how long a reserved verification attempt counts
+// as open: longer than any callback request lives (its function's timeout
+// is 10 s).
+const ReservationLease = 15 * time.Second
+
+// OpenAttemptAt reports whether a reserved comparison may still be running
+// at now: one is not recorded yet (WrongCodes < Attempts) and the last
+// reservation is younger than ReservationLease.
+func (s *Session) OpenAttemptAt(now time.Time) bool {
+	return s.WrongCodes < s.Attempts && now.Sub(s.ReservedAt) <= ReservationLease
 }
 
 // AttemptsExhausted reports whether attempts wrong verification codes use

@@ -184,6 +184,7 @@ type item struct {
 	Status           string   `dynamodbav:"status"`
 	Attempts         int      `dynamodbav:"attempts"`
 	WrongCodes       int      `dynamodbav:"wrongCodes"`
+	ReservedAt       int64    `dynamodbav:"reservedAt,omitempty"`
 	FailureReason    string   `dynamodbav:"failureReason,omitempty"`
 	CreatedAt        int64    `dynamodbav:"createdAt"`
 	ExpiresAt        int64    `dynamodbav:"expiresAt"`
@@ -205,6 +206,7 @@ const (
 	aStatus        = "status"
 	aAttempts      = "attempts"
 	aWrongCodes    = "wrongCodes"
+	aReservedAt    = "reservedAt"
 	aFailureReason = "failureReason"
 	aExpiresAt     = "expiresAt"
 	aClaimedAt     = "claimedAt"
@@ -255,6 +257,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		Status:           string(s.Status),
 		Attempts:         s.Attempts,
 		WrongCodes:       s.WrongCodes,
+		ReservedAt:       millis(s.ReservedAt),
 		FailureReason:    s.FailureReason,
 		CreatedAt:        millis(s.CreatedAt),
 		ExpiresAt:        millis(s.ExpiresAt),
@@ -280,6 +283,7 @@ func (it *item) session() *flow.Session {
 		Status:           flow.Status(it.Status),
 		Attempts:         it.Attempts,
 		WrongCodes:       it.WrongCodes,
+		ReservedAt:       fromMillis(it.ReservedAt),
 		FailureReason:    it.FailureReason,
 		CreatedAt:        fromMillis(it.CreatedAt),
 		ExpiresAt:        fromMillis(it.ExpiresAt),
@@ -728,7 +732,8 @@ func (st *Store) ReserveAttempt(ctx context.Context, sessionURI string, maxAttem
 	// The least count that exhausts the limit (flow.AttemptsExhausted).
 	limit := int64(max(maxAttempts, 1))
 	cond := fmt.Sprintf("(%s) AND %s < %s", e.claimableAt(now), e.n(aAttempts), e.i("limit", limit))
-	update := fmt.Sprintf("SET %s = %s + %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+	update := fmt.Sprintf("SET %s = %s + %s, %s = %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1),
+		e.n(aReservedAt), e.i("reservedAt", now.UnixMilli()))
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 

@@ -118,6 +118,10 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 		var f *flow.Failure
 		if errors.As(Classify(err), &f) && outcomeUnknown(err) {
 			f.Err = fmt.Errorf("%w: %w", flow.ErrOutcomeUnknown, err)
+			var ae smithy.APIError
+			if !errors.As(err, &ae) {
+				f.Err = fmt.Errorf("%w: %w", flow.ErrNoAnswer, f.Err)
+			}
 		}
 		return f
 	}

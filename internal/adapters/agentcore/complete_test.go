@@ -67,6 +67,11 @@ func TestCompleteOutcomeUnknown(t *testing.T) {
 		if got := errors.Is(err, flow.ErrOutcomeUnknown); got != tc.unknown {
 			t.Errorf("%v: outcome unknown = %v, want %v", tc.err, got, tc.unknown)
 		}
+		// No answer at all (not even a 5xx): the call may still be running.
+		var ae smithy.APIError
+		if got, want := errors.Is(err, flow.ErrNoAnswer), tc.unknown && !errors.As(tc.err, &ae); got != want {
+			t.Errorf("%v: no answer = %v, want %v", tc.err, got, want)
+		}
 		// The SDK may retry only a throttled Complete.
 		_, throttled := tc.err.(*types.ThrottlingException)
 		if got := api.completeOpt.Retryer.IsErrorRetryable(op(tc.err)); got != throttled {

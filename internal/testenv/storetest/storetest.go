@@ -621,7 +621,7 @@ func testAttempts(t *testing.T, f *fixture) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 		wantStatus(t, got, flow.StatusPending)
-		if got.Attempts != i || got.FailureReason != "" {
+		if got.Attempts != i || got.FailureReason != "" || !got.ReservedAt.Equal(f.Now().Truncate(time.Millisecond)) {
 			t.Fatalf("attempt %d: %+v", i, got)
 		}
 	}
