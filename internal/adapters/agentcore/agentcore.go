@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
@@ -133,14 +135,25 @@ func (c Identity) CompleteResourceTokenAuth(ctx context.Context, sessionURI stri
 // repeat a call that took effect (refused as "already completed") or put two
 // calls in flight for one session; the domain retries after it has found
 // out the truth.
+//
+// The backoff between attempts is short (at most completeMaxBackoff) and
+// takes no retry quota, so the retries fit well inside the callback's
+// budget: a deadline that expired during a backoff would read as "no
+// answer" although no call was in flight.
 func onlyRetryThrottling(o *bedrockagentcore.Options) {
 	o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 		so.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 			var te *types.ThrottlingException
 			return aws.BoolTernary(errors.As(err, &te))
 		})}
+		so.Backoff = retry.NewExponentialJitterBackoff(completeMaxBackoff)
+		so.RateLimiter = ratelimit.None
 	})
 }
+
+// completeMaxBackoff bounds each wait between throttled attempts of
+// CompleteResourceTokenAuth (3 attempts: at most twice this in all).
+const completeMaxBackoff = 250 * time.Millisecond
 
 // outcomeUnknown reports whether a failed call may have taken effect: no
 // answer arrived (timeout, cancellation, connection lost) or AgentCore

@@ -77,6 +77,12 @@ func TestCompleteOutcomeUnknown(t *testing.T) {
 		if got := api.completeOpt.Retryer.IsErrorRetryable(op(tc.err)); got != throttled {
 			t.Errorf("%v: SDK retries it: %v", tc.err, got)
 		}
+		// Its waits fit the callback's budget.
+		for attempt := 1; attempt <= 3; attempt++ {
+			if d, err := api.completeOpt.Retryer.RetryDelay(attempt, op(tc.err)); err != nil || d > completeMaxBackoff {
+				t.Errorf("retry delay %v %v after attempt %d", d, err, attempt)
+			}
+		}
 	}
 }
 
