@@ -12,6 +12,7 @@ import (
 
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
+	"github.com/consentflow/consentflow/internal/state"
 )
 
 // Getenv reads configuration (os.Getenv in production, a map in tests).
@@ -92,6 +93,15 @@ type Options struct {
 	// CompleteTimeout replaces the callback's CompleteResourceTokenAuth
 	// budget (zero: the domain's default).
 	CompleteTimeout time.Duration
+	// StoreCallTimeout replaces the bound of each DynamoDB call (zero:
+	// state.DefaultCallTimeout).
+	StoreCallTimeout time.Duration
+}
+
+// WithStoreCallTimeout changes the bound of each DynamoDB call: local runs
+// give DynamoDB Local, slow on a loaded machine, more than AWS needs.
+func WithStoreCallTimeout(d time.Duration) Option {
+	return func(o *Options) { o.StoreCallTimeout = d }
 }
 
 // WithClock replaces time.Now (local expiry tests).
@@ -101,6 +111,15 @@ func WithClock(c flow.Clock) Option { return func(o *Options) { o.Clock = c } }
 // budget (fault tests).
 func WithCompleteTimeout(d time.Duration) Option {
 	return func(o *Options) { o.CompleteTimeout = d }
+}
+
+// StoreOptions are the session store's options these Options ask for.
+func (o Options) StoreOptions() []state.Option {
+	opts := []state.Option{state.WithClock(o.Clock)}
+	if o.StoreCallTimeout > 0 {
+		opts = append(opts, state.WithCallTimeout(o.StoreCallTimeout))
+	}
+	return opts
 }
 
 // Apply returns the defaults with opts applied.

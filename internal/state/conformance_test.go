@@ -26,6 +26,6 @@ func TestStoreConformance(t *testing.T) {
 		t.Cleanup(func() {
 			_, _ = db.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 		})
-		return state.New(db.Client(), table, state.WithClock(clock))
+		return state.New(db.Client(), table, state.WithClock(clock), state.WithCallTimeout(15*time.Second))
 	})
 }

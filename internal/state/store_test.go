@@ -67,7 +67,9 @@ func setup(t testing.TB, opts ...state.Option) *fixture {
 		_, _ = db.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	})
 	clk := &clock{t: base}
-	opts = append([]state.Option{state.WithClock(clk.Now)}, opts...)
+	// DynamoDB Local on a loaded machine can be slower than the
+	// production bound; the hang test in internal/app/callback checks it.
+	opts = append([]state.Option{state.WithClock(clk.Now), state.WithCallTimeout(15 * time.Second)}, opts...)
 	return &fixture{st: state.New(db.Client(), table, opts...), clk: clk, client: db.Client(), table: table}
 }
 

@@ -67,7 +67,7 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 	cfg := flow.CallbackConfig{Binding: c.Binding, WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, CompleteTimeout: o.CompleteTimeout}
 	cb, err := flow.NewCallback(cfg, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
-		Store:    state.New(cl.DynamoDB, c.Table, state.WithClock(o.Clock)),
+		Store:    state.New(cl.DynamoDB, c.Table, o.StoreOptions()...),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
 		Clock:    o.Clock,
 		Random:   app.RandomBytes,

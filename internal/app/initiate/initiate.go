@@ -70,7 +70,7 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*inv
 	}
 	x, err := flow.NewInitiator(flow.Config{WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, Binding: c.Binding}, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
-		Store:    state.New(cl.DynamoDB, c.Table, state.WithClock(o.Clock)),
+		Store:    state.New(cl.DynamoDB, c.Table, o.StoreOptions()...),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
 		Notifier: eventbus.Notifier{API: cl.Events, Bus: bus},
 		Clock:    o.Clock,

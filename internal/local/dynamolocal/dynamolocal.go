@@ -41,6 +41,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // Environment variables.
@@ -188,7 +189,59 @@ func start(ctx context.Context, java, emu string) (*Instance, error) {
 		inst.Stop()
 		return nil, err
 	}
+	if err := inst.warmUp(ctx); err != nil {
+		inst.Stop()
+		return nil, err
+	}
 	return inst, nil
+}
+
+// warmUp runs the operations the session store uses (a table, a
+// conditional put, a transaction, an update, a read) a few times on a
+// scratch table, so that the JVM has compiled them before anyone measures
+// or bounds a call: the first calls of a fresh DynamoDB Local take seconds
+// on a loaded machine, the later ones milliseconds.
+func (i *Instance) warmUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	table := aws.String("consentflow_warmup")
+	key := func(n int) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "w" + strconv.Itoa(n)}}
+	}
+	if _, err := i.client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            table,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	}); err != nil {
+		return fmt.Errorf("dynamolocal: warm-up: %w", err)
+	}
+	for n := 0; n < 10; n++ {
+		cond := aws.String("attribute_not_exists(pk)")
+		if _, err := i.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: key(2 * n), ConditionExpression: cond}); err != nil {
+			return fmt.Errorf("dynamolocal: warm-up: %w", err)
+		}
+		if _, err := i.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Put: &types.Put{TableName: table, Item: key(2*n + 1), ConditionExpression: cond}},
+		}}); err != nil {
+			return fmt.Errorf("dynamolocal: warm-up: %w", err)
+		}
+		if _, err := i.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: table, Key: key(2 * n),
+			UpdateExpression:    aws.String("SET n = if_not_exists(n, :z) + :one"),
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":z": &types.AttributeValueMemberN{Value: "0"}, ":one": &types.AttributeValueMemberN{Value: "1"}},
+			ReturnValues: types.ReturnValueAllNew}); err != nil {
+			return fmt.Errorf("dynamolocal: warm-up: %w", err)
+		}
+		if _, err := i.client.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: key(2 * n), ConsistentRead: aws.Bool(true)}); err != nil {
+			return fmt.Errorf("dynamolocal: warm-up: %w", err)
+		}
+	}
+	if _, err := i.client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: table}); err != nil {
+		return fmt.Errorf("dynamolocal: warm-up: %w", err)
+	}
+	return nil
 }
 
 func (i *Instance) waitReady(ctx context.Context) error {

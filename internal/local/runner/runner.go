@@ -46,6 +46,11 @@ const (
 	EventBus     = "consentflow"
 )
 
+// localStoreCallTimeout bounds each DynamoDB Local call of the local
+// stack's functions: DynamoDB Local on a loaded 2-core machine can take
+// seconds where AWS takes milliseconds (state.DefaultCallTimeout).
+const localStoreCallTimeout = 15 * time.Second
+
 // Options configure Start.
 type Options struct {
 	// Providers registered in the emulator (default: "github").
@@ -214,7 +219,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{
 		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN, Events: s.Clients.Events,
-	}, get, o.Log, app.WithClock(s.clock.Now))
+	}, get, o.Log, app.WithClock(s.clock.Now), app.WithStoreCallTimeout(localStoreCallTimeout))
 	if err != nil {
 		cbLn.Close()
 		return nil, err
@@ -222,7 +227,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.Initiate = in.Handle
 	cb, err := callback.New(callback.Clients{
 		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN,
-	}, get, o.Log, app.WithClock(s.clock.Now), app.WithCompleteTimeout(o.CompleteTimeout))
+	}, get, o.Log, app.WithClock(s.clock.Now), app.WithCompleteTimeout(o.CompleteTimeout),
+		app.WithStoreCallTimeout(localStoreCallTimeout))
 	if err != nil {
 		cbLn.Close()
 		return nil, err
