@@ -187,7 +187,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(errFields(fields))
 		return
 	}
-	out, e := s.dispatch(r, route.op, body, &call)
+	// Decode what was validated: encoding/json matches keys without regard
+	// to case, so a "WorkloadName" key AWS ignores would override the
+	// validated "workloadName".
+	out, e := s.dispatch(r, route.op, modelMembers(shapes[route.input], body), &call)
 	if drop {
 		// The effect happened; the answer is lost with the connection.
 		call.Outcome += "+dropped"

@@ -171,6 +171,31 @@ func validateInput(shapeName string, body []byte) ([]fieldError, error) {
 	return errs, nil
 }
 
+// modelMembers returns the JSON value raw with only the members the model
+// names, spelt exactly, in every structure and union (map entries and list
+// items are kept): the values validateInput checked, and nothing a
+// case-insensitive decoder could mistake for them.
+func modelMembers(s *shape, raw json.RawMessage) json.RawMessage {
+	if s.kind != kStructure && s.kind != kUnion {
+		return raw
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return raw
+	}
+	kept := make(map[string]json.RawMessage, len(s.members))
+	for _, m := range s.members {
+		if v, ok := obj[m.name]; ok {
+			kept[m.name] = modelMembers(shapes[m.shape], v)
+		}
+	}
+	b, err := json.Marshal(kept)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
 func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || string(bytes.TrimSpace(raw)) == "null"
 }
