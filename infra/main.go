@@ -41,6 +41,10 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	resumer, err := b.Build("resumer")
+	if err != nil {
+		return err
+	}
 	stack.New(app, stackName(app), &stack.Props{
 		StackProps: awscdk.StackProps{
 			// Environment-agnostic: the CLI's credentials and region pick the account at deploy
@@ -51,6 +55,7 @@ func run() error {
 		Config:          cfg,
 		InitiateCodeDir: initiate,
 		CallbackCodeDir: callback,
+		ResumerCodeDir:  resumer,
 	})
 	stack.EnableNag(app)
 	app.Synth(nil)

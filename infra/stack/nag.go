@@ -33,6 +33,9 @@ func addNagSuppressions(cf *ConsentFlow) {
 	xray := "Resource::* is for xray:PutTraceSegments and xray:PutTelemetryRecords only (active tracing), which have no resource-level permissions; every other statement names its resources."
 	suppress(cf.InitiateRole, "AwsSolutions-IAM5", xray, "Resource::*")
 	suppress(cf.CallbackRole, "AwsSolutions-IAM5", xray, "Resource::*")
+	suppress(cf.ResumerRole, "AwsSolutions-IAM5", xray+" For the resumer also dynamodb:ListStreams, which the event source mapping's stream grant (Table.grantStreamRead) needs and which has no resource-level permissions; the stream's own actions name the table's stream.", "Resource::*")
+	suppress(cf.ResumerDLQ, "AwsSolutions-SQS3",
+		"This queue is itself the dead-letter queue of the resumer's event source mapping (stream records it gave up on); a DLQ of a DLQ has nothing to add, and its messages are alarmed (ResumerDLQAlarm).")
 
 	sm := cf.StateMachine.Role()
 	suppress(sm, "AwsSolutions-IAM5",

@@ -12,11 +12,14 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsbedrockagentcore"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -56,9 +59,11 @@ const AccessLogFormat = `{"requestId":"$context.requestId","extendedRequestId":"
 type Props struct {
 	awscdk.StackProps
 	Config Config
-	// InitiateCodeDir and CallbackCodeDir each hold a bootstrap binary (see infra/gobuild).
+	// InitiateCodeDir, CallbackCodeDir and ResumerCodeDir each hold a bootstrap binary (see
+	// infra/gobuild).
 	InitiateCodeDir string
 	CallbackCodeDir string
+	ResumerCodeDir  string
 }
 
 // ConsentFlow is the stack and the constructs tests and callers may want to reach.
@@ -68,11 +73,17 @@ type ConsentFlow struct {
 	Bus          awsevents.IEventBus
 	Initiate     awslambda.Function
 	Callback     awslambda.Function
+	Resumer      awslambda.Function
 	InitiateRole awsiam.Role
 	CallbackRole awsiam.Role
-	API          awsapigatewayv2.HttpApi
-	StateMachine awsstepfunctions.StateMachine
-	Workload     awsbedrockagentcore.WorkloadIdentity
+	ResumerRole  awsiam.Role
+	// ResumerDLQ receives the stream records the resumer gave up on; ResumerDLQAlarm fires on
+	// any visible message.
+	ResumerDLQ      awssqs.Queue
+	ResumerDLQAlarm awscloudwatch.Alarm
+	API             awsapigatewayv2.HttpApi
+	StateMachine    awsstepfunctions.StateMachine
+	Workload        awsbedrockagentcore.WorkloadIdentity
 	// Provider is the credential provider the stack created, nil when an existing one is used.
 	Provider awsbedrockagentcore.OAuth2CredentialProvider
 	// CallbackURL is the API's callback URL (a token): RETURN_URL and the workload's allowed
@@ -102,6 +113,8 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(contract.AttrPK), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		TimeToLiveAttribute: jsii.String(contract.AttrTTL),
+		// The resumer reads every write: a settled session's outbox is in the new image.
+		Stream: awsdynamodb.StreamViewType_NEW_IMAGE,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
@@ -181,7 +194,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		},
 	})
 	// The functions use the workload identity and the provider by name: deploy those first.
-	for _, fn := range []awslambda.Function{cf.Initiate, cf.Callback} {
+	for _, fn := range []awslambda.Function{cf.Initiate, cf.Callback} { // the resumer uses neither
 		fn.Node().AddDependency(cf.Workload)
 		if cf.Provider != nil {
 			fn.Node().AddDependency(cf.Provider)
@@ -189,6 +202,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	}
 	grantInitiate(initiateRole, cf, arns)
 	grantCallback(callbackRole, cf, arns)
+	newResumer(s, cf, props, arns, logGroup("ResumerLogs"), removal)
 	if ownBus != nil {
 		restrictPublishers(ownBus, initiateRole)
 	}
@@ -212,6 +226,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	out("SessionsTableName", *cf.Table.TableName(), "DynamoDB table of authorization sessions")
 	out("EventBusName", cfg.EventBusName, "Bus receiving AuthorizationRequired events (source consentflow)")
 	out("WorkloadName", *cf.Workload.WorkloadIdentityName(), "AgentCore workload identity")
+	out("ResumerDeadLetterQueueUrl", *cf.ResumerDLQ.QueueUrl(), "Stream records the resumer gave up on (alarmed)")
 	out("CredentialProviderName", cfg.ProviderName, "AgentCore OAuth2 credential provider used by the flow")
 	if cf.Provider != nil {
 		out("CredentialProviderCallbackUrl", *cf.Provider.CallbackUrl(),
@@ -381,6 +396,65 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	role.AddToPolicy(providerSecretStatement(cf, a))
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
 	role.AddToPolicy(statement("TaskResponse", callbackTaskActions, a.stateMachine))
+}
+
+// Resumer tuning: the event source mapping retries a failed record (each invocation already
+// retries inside: a live delivery claim is waited out, up to flow.DeliveryLease = 15 s) and
+// then sends it to the dead-letter queue; the task's own timeout (11 minutes) bounds how long a
+// delivery can matter, so records older than that are not retried either.
+const (
+	resumerTimeout       = 60
+	resumerRetryAttempts = 10
+	resumerMaxRecordAge  = 15 // minutes
+	resumerBatchSize     = 10
+)
+
+// resumerTaskActions are the Step Functions actions the resumer needs: it sends the outbox.
+var resumerTaskActions = []string{"states:SendTaskSuccess", "states:SendTaskFailure"}
+
+// newResumer defines the resumer function on the table's stream, its dead-letter queue and
+// the alarm on it.
+func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs awslogs.LogGroup, removal awscdk.RemovalPolicy) {
+	role := functionRole(s, "ResumerRole", "consentflow resumer function")
+	cf.ResumerRole = role
+	cf.Resumer = newFunction(s, "Resumer", functionSpec{
+		description: "consentflow: delivers settled sessions' outcomes to their Step Functions tasks (table stream)",
+		codeDir:     props.ResumerCodeDir,
+		timeout:     resumerTimeout,
+		role:        role,
+		logs:        logs,
+		env:         map[string]string{contract.EnvSessionsTable: *cf.Table.TableName()},
+	})
+	// Only the conditional updates of the outbox (claim, release, resumedAt); the stream read
+	// is granted by the event source below (Table.grantStreamRead).
+	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:UpdateItem"}, *cf.Table.TableArn()))
+	role.AddToPolicy(statement("TaskResponse", resumerTaskActions, a.stateMachine))
+
+	cf.ResumerDLQ = awssqs.NewQueue(s, jsii.String("ResumerDLQ"), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+		RemovalPolicy:   removal,
+	})
+	cf.Resumer.AddEventSource(awslambdaeventsources.NewDynamoEventSource(cf.Table, &awslambdaeventsources.DynamoEventSourceProps{
+		StartingPosition:        awslambda.StartingPosition_TRIM_HORIZON,
+		BatchSize:               jsii.Number(resumerBatchSize),
+		RetryAttempts:           jsii.Number(resumerRetryAttempts),
+		MaxRecordAge:            awscdk.Duration_Minutes(jsii.Number(resumerMaxRecordAge)),
+		BisectBatchOnError:      jsii.Bool(true),
+		ReportBatchItemFailures: jsii.Bool(true),
+		OnFailure:               awslambdaeventsources.NewSqsDlq(cf.ResumerDLQ),
+	}))
+	cf.ResumerDLQAlarm = awscloudwatch.NewAlarm(s, jsii.String("ResumerDLQAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String("consentflow: a settled session's outcome could not be delivered to its workflow task; see the resumer's logs and the dead-letter queue"),
+		Metric: cf.ResumerDLQ.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+			Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum"),
+		}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
 }
 
 // restrictPublishers lets only the initiate role publish consentflow events on the stack's

@@ -108,7 +108,7 @@ func synth(ctx map[string]any, codeDir string) (s synthesized) {
 		if err != nil {
 			panic(err)
 		}
-		s.cf = New(app, "ConsentFlow", &Props{Config: cfg, InitiateCodeDir: codeDir, CallbackCodeDir: codeDir})
+		s.cf = New(app, "ConsentFlow", &Props{Config: cfg, InitiateCodeDir: codeDir, CallbackCodeDir: codeDir, ResumerCodeDir: codeDir})
 		EnableNag(app)
 		s.tmpl = assertions.Template_FromStack(s.cf.Stack, nil)
 		s.annotations = assertions.Annotations_FromStack(s.cf.Stack)
@@ -770,6 +770,7 @@ func TestCredentialProviderFromContext(t *testing.T) {
 var wildcardResourceActions = map[string]string{
 	"xray:PutTraceSegments":         "X-Ray has no resource-level permissions for sending segments (Lambda active tracing, Step Functions tracing)",
 	"xray:PutTelemetryRecords":      "X-Ray has no resource-level permissions for telemetry",
+	"dynamodb:ListStreams":          "ListStreams has no resource type; the event source mapping's stream grant (Table.grantStreamRead) adds it for the resumer",
 	"xray:GetSamplingRules":         "X-Ray sampling rules are read account-wide (Step Functions tracing)",
 	"xray:GetSamplingTargets":       "X-Ray sampling targets are read account-wide (Step Functions tracing)",
 	"logs:CreateLogDelivery":        "CloudWatch Logs vended-log delivery actions have no resource types (Step Functions execution logging)",
@@ -990,12 +991,98 @@ func TestIAMExistingProviderUsesItsName(t *testing.T) {
 	}
 }
 
+// --- resumer ------------------------------------------------------------------------------------
+
+func TestResumer(t *testing.T) {
+	need(t, &main)
+	tableID, table := main.one(t, "AWS::DynamoDB::Table", "Sessions")
+	if got := props(table)["StreamSpecification"]; fmt.Sprint(got) != fmt.Sprint(map[string]any{"StreamViewType": "NEW_IMAGE"}) {
+		t.Errorf("table StreamSpecification = %v, want NEW_IMAGE", got)
+	}
+	fnID, fn := main.one(t, "AWS::Lambda::Function", "Resumer")
+	p := props(fn)
+	if p["Timeout"] != float64(resumerTimeout) || p["Handler"] != "bootstrap" || p["Runtime"] != "provided.al2023" {
+		t.Errorf("resumer function %v", p)
+	}
+	vars := resolve(p["Environment"].(map[string]any)["Variables"]).(map[string]any)
+	if fmt.Sprint(vars) != fmt.Sprint(map[string]any{"SESSIONS_TABLE": "{" + tableID + "}", "GOMAXPROCS": "1"}) {
+		t.Errorf("resumer environment %v", vars)
+	}
+	qID, _ := main.one(t, "AWS::SQS::Queue", "ResumerDLQ")
+	esms := main.resources("AWS::Lambda::EventSourceMapping")
+	if len(esms) != 1 {
+		t.Fatalf("%d event source mappings, want 1", len(esms))
+	}
+	for _, r := range esms {
+		m := resolve(props(r)).(map[string]any)
+		want := map[string]any{
+			"FunctionName":               "{" + fnID + "}",
+			"EventSourceArn":             "{" + tableID + ".StreamArn}",
+			"StartingPosition":           "TRIM_HORIZON",
+			"BatchSize":                  float64(resumerBatchSize),
+			"MaximumRetryAttempts":       float64(resumerRetryAttempts),
+			"MaximumRecordAgeInSeconds":  float64(resumerMaxRecordAge * 60),
+			"BisectBatchOnFunctionError": true,
+			"FunctionResponseTypes":      []any{"ReportBatchItemFailures"},
+			"DestinationConfig":          map[string]any{"OnFailure": map[string]any{"Destination": getAttArn + qID}},
+		}
+		for k, v := range want {
+			if fmt.Sprint(m[k]) != fmt.Sprint(v) {
+				t.Errorf("event source mapping %s = %v, want %v", k, m[k], v)
+			}
+		}
+	}
+	alarms := main.resources("AWS::CloudWatch::Alarm")
+	found := false
+	for _, r := range alarms {
+		a := resolve(props(r)).(map[string]any)
+		if a["MetricName"] != "ApproximateNumberOfMessagesVisible" || a["Namespace"] != "AWS/SQS" {
+			continue
+		}
+		dims := fmt.Sprint(a["Dimensions"])
+		if !strings.Contains(dims, qID) {
+			continue
+		}
+		found = true
+		if a["Threshold"] != float64(1) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["EvaluationPeriods"] != float64(1) {
+			t.Errorf("DLQ alarm %v", a)
+		}
+	}
+	if !found {
+		t.Errorf("no alarm on the DLQ's visible messages among %d alarms", len(alarms))
+	}
+
+	stmts := roleStatements(t, &main, "ResumerRole")
+	want := []string{
+		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+		"dynamodb:UpdateItem",
+		"logs:CreateLogStream", "logs:PutLogEvents",
+		"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage",
+		"states:SendTaskFailure", "states:SendTaskSuccess",
+		"xray:PutTelemetryRecords", "xray:PutTraceSegments",
+	}
+	if got := actionsOf(stmts); !slices.Equal(got, want) {
+		t.Errorf("resumer actions\n got %v\nwant %v", got, want)
+	}
+	for _, a := range resumerTaskActions {
+		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{smARN}) {
+			t.Errorf("%s on %v, want the state machine %s", a, got, smARN)
+		}
+	}
+	if got := resourcesOf(stmts, "dynamodb:UpdateItem"); len(got) != 1 || !strings.Contains(got[0], tableID) {
+		t.Errorf("UpdateItem on %v, want the table", got)
+	}
+	if got := resourcesOf(stmts, "dynamodb:GetRecords"); len(got) != 1 || !strings.Contains(got[0], tableID+".StreamArn") {
+		t.Errorf("GetRecords on %v, want the table's stream", got)
+	}
+}
+
 func TestFunctionPoliciesDoNotReferenceTheStateMachine(t *testing.T) {
 	// The state machine invokes the initiate function; a function policy naming the state
 	// machine construct would be a dependency cycle (F3004).
 	need(t, &main)
 	smID, _ := stateMachine(t, &main)
-	for _, role := range []string{"InitiateRole", "CallbackRole"} {
+	for _, role := range []string{"InitiateRole", "CallbackRole", "ResumerRole"} {
 		for _, st := range roleStatements(t, &main, role) {
 			if strings.Contains(strings.Join(st.resources, " "), smID) {
 				t.Errorf("%s/%s references the state machine construct %s", role, st.sid, smID)

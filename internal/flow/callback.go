@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/url"
@@ -443,13 +444,15 @@ func (c *Callback) completedLate(ctx context.Context, log *slog.Logger, s *Sessi
 		return nil
 	}
 	log.WarnContext(ctx, "an unsettled completion took effect after all: the session's token is in the vault")
-	if _, err := c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, ""); err != nil {
+	claim := c.deliveryClaim(s)
+	u, err := c.d.Store.Settle(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
+	if err != nil {
 		// Settled by another request meanwhile (or the store failed): let
 		// the caller answer from the record.
 		return nil
 	}
 	out := c.base(s, KindAlreadyConnected)
-	out.WorkflowResumed = c.resume(ctx, log, s)
+	out.WorkflowResumed = c.deliverInline(ctx, log, u, claim)
 	return out
 }
 
@@ -482,15 +485,20 @@ func (c *Callback) vaultState(ctx context.Context, s *Session, user UserRef) (Va
 	})
 }
 
-// completed records a completion AgentCore accepted and resumes the
-// waiting workflow.
+// completed records a completion AgentCore accepted, with the workflow's
+// result in the outbox, and resumes the waiting workflow inline (the
+// resumer function delivers the outbox if this does not).
 func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) *Outcome {
 	// Retried within the settle budget: a session left COMPLETING would
 	// let a retry after the lease call Complete again (the vault check
 	// would still find the token, but the record should say it first).
-	var err error
+	claim := c.deliveryClaim(s)
+	var (
+		u   *Session
+		err error
+	)
 	for delay := 50 * time.Millisecond; ; delay *= 2 {
-		_, err = c.d.Store.Transition(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "")
+		u, err = c.d.Store.Settle(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
 		if err == nil || errors.Is(err, ErrConflict) || ctx.Err() != nil || delay > 800*time.Millisecond {
 			break
 		}
@@ -499,14 +507,56 @@ func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) 
 		case <-time.After(delay):
 		}
 	}
-	if err != nil {
+	out := c.base(s, KindConnected)
+	switch {
+	case err == nil:
+		out.WorkflowResumed = c.deliverInline(ctx, log, u, claim)
+	case errors.Is(err, ErrConflict):
+		// Settled by another request meanwhile: its outbox is delivered by
+		// that request or the resumer.
+		log.WarnContext(ctx, "session settled by another request meanwhile", "status", string(u.Status))
+	default:
+		// No outbox was written (as far as we know), so no other sender
+		// will resume the task: send here, unclaimed. If the write did land
+		// after all, a second send is refused by Step Functions (ErrTaskGone).
 		// The vault has the token; a stale record only costs a replay page.
 		log.ErrorContext(ctx, "could not mark the session completed", "error", safeErr(err))
+		out.WorkflowResumed = c.resume(ctx, log, s)
 	}
-	out := c.base(s, KindConnected)
-	out.WorkflowResumed = c.resume(ctx, log, s)
 	log.InfoContext(ctx, "authorization completed", "workflowResumed", out.WorkflowResumed)
 	return out
+}
+
+// successOutbox is what a completed session's task is owed: the Result the
+// workflow continues with (never a token).
+func successOutbox(s *Session) Outbox {
+	b, _ := json.Marshal(&Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, CorrelationID: s.CorrelationID})
+	return Outbox{Output: string(b)}
+}
+
+// deliveryClaim is the delivery claim the callback makes with its settling
+// write when it will send inline: now, or none for a session without a
+// task.
+func (c *Callback) deliveryClaim(s *Session) time.Time {
+	if s.TaskToken == "" {
+		return time.Time{}
+	}
+	return c.d.Clock()
+}
+
+// deliverInline sends the outbox of u, settled by this request with the
+// delivery claim claim, and reports whether the task was resumed now. A
+// failed send leaves the outbox to the resumer function.
+func (c *Callback) deliverInline(ctx context.Context, log *slog.Logger, u *Session, claim time.Time) bool {
+	if u == nil || claim.IsZero() || !u.DeliveryDue() {
+		return false
+	}
+	d := Deliverer{Store: c.d.Store, Resumer: c.d.Resumer, Clock: c.d.Clock, Log: log}
+	resumed, err := d.send(ctx, log, u, claim)
+	if err != nil {
+		log.WarnContext(ctx, "the resumer will deliver the outcome to the workflow")
+	}
+	return resumed
 }
 
 // claimLive reports whether a completion attempt holds s right now. A
@@ -551,7 +601,9 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 }
 
 func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) *Outcome {
-	u, err := c.d.Store.RecordWrongCode(ctx, s.SessionURI, MaxCodeAttempts, contract.ErrBindingFailed, c.d.Clock())
+	now := c.d.Clock()
+	u, err := c.d.Store.RecordWrongCode(ctx, s.SessionURI, MaxCodeAttempts, contract.ErrBindingFailed,
+		Outbox{Error: contract.ErrBindingFailed, Cause: causeBindingFailed}, now)
 	if err != nil {
 		// Settled or taken over meanwhile: answer with what happened.
 		return c.awaitOutcome(ctx, log, "record wrong code", s, u, err)
@@ -559,7 +611,7 @@ func (c *Callback) wrongCode(ctx context.Context, log *slog.Logger, s *Session, 
 	log.WarnContext(ctx, "wrong verification code", "attempts", u.Attempts, "wrongCodes", u.WrongCodes)
 	if u.Status == StatusFailed {
 		// Every attempt found a wrong code; this write ended the session.
-		c.failTask(ctx, log, u, contract.ErrBindingFailed, "too many wrong verification codes")
+		c.deliverInline(ctx, log, u, now)
 		return c.base(u, KindTooManyAttempts)
 	}
 	if AttemptsExhausted(u.Attempts, MaxCodeAttempts) {
@@ -614,7 +666,7 @@ func (c *Callback) awaitOutcome(ctx context.Context, log *slog.Logger, op string
 			// Every attempt is used and none is open any more (a comparison
 			// whose request ended without recording it): nothing can
 			// complete this session; end it and its task now.
-			c.finish(ctx, log, cur, []Status{StatusPending}, StatusFailed, contract.ErrBindingFailed, "too many wrong verification codes")
+			c.finish(ctx, log, cur, []Status{StatusPending}, StatusFailed, contract.ErrBindingFailed, causeBindingFailed)
 		}
 		return c.base(cur, KindTooManyAttempts)
 	}
@@ -679,36 +731,31 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 	return out
 }
 
-// finish moves s to a terminal status and, if this request made that move,
-// fails the waiting task. It returns the updated session, or nil when the
-// move did not happen (someone else settled it first).
+// causeBindingFailed is SendTaskFailure's cause for BindingFailed.
+const causeBindingFailed = "too many wrong verification codes"
+
+// finish moves s to a terminal status with the failure its task is owed in
+// the outbox and, if this request made that move, fails the waiting task
+// inline (the resumer function does if this does not). It returns the
+// updated session, or nil when the move did not happen (someone else
+// settled it first).
 func (c *Callback) finish(ctx context.Context, log *slog.Logger, s *Session, from []Status, to Status, name, cause string) *Session {
-	u, err := c.d.Store.Transition(ctx, s.SessionURI, from, to, name)
+	claim := c.deliveryClaim(s)
+	u, err := c.d.Store.Settle(ctx, s.SessionURI, from, to, name, Outbox{Error: name, Cause: cause}, claim)
 	if err != nil {
 		if !errors.Is(err, ErrConflict) {
 			log.ErrorContext(ctx, "could not settle the session", "error", safeErr(err), "to", string(to))
 		}
 		return nil
 	}
-	c.failTask(ctx, log, u, name, cause)
+	if c.deliverInline(ctx, log, u, claim) {
+		log.InfoContext(ctx, "workflow task failed", "error", name)
+	}
 	return u
 }
 
-func (c *Callback) failTask(ctx context.Context, log *slog.Logger, s *Session, name, cause string) {
-	if s.TaskToken == "" {
-		return
-	}
-	err := c.d.Resumer.Fail(ctx, s.TaskToken, name, cause)
-	switch {
-	case err == nil:
-		log.InfoContext(ctx, "workflow task failed", "error", name)
-	case errors.Is(err, ErrTaskGone):
-		log.WarnContext(ctx, "workflow task no longer waiting", "error", name)
-	default:
-		log.ErrorContext(ctx, "could not fail the workflow task", "error", safeErr(err))
-	}
-}
-
+// resume sends SendTaskSuccess for s outside the outbox: only when the
+// completed write failed, so that no outbox exists.
 func (c *Callback) resume(ctx context.Context, log *slog.Logger, s *Session) bool {
 	if s.TaskToken == "" {
 		return false

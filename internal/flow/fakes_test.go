@@ -25,6 +25,7 @@ type memStore struct {
 	sessions map[string]flow.Session
 	tasks    map[string]string
 	failNext error // returned once by the next call
+	down     error // returned by every call while set
 }
 
 func newMemStore(now func() time.Time) *memStore {
@@ -32,6 +33,9 @@ func newMemStore(now func() time.Time) *memStore {
 }
 
 func (m *memStore) injected() error {
+	if m.down != nil {
+		return m.down
+	}
 	err := m.failNext
 	m.failNext = nil
 	return err
@@ -159,6 +163,63 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 	})
 }
 
+func (m *memStore) Settle(ctx context.Context, uri string, from []flow.Status, to flow.Status, reason string, out flow.Outbox, claim time.Time) (*flow.Session, error) {
+	if !to.Terminal() {
+		return nil, flow.ErrIllegalTransition
+	}
+	if len(from) == 0 {
+		return nil, flow.ErrIllegalTransition
+	}
+	for _, f := range from {
+		if !f.CanBecome(to) {
+			return nil, flow.ErrIllegalTransition
+		}
+	}
+	return m.update(uri, func(s *flow.Session) bool {
+		if !slices.Contains(from, s.Status) {
+			return false
+		}
+		s.Status, s.FailureReason, s.Outbox = to, reason, out
+		if !claim.IsZero() {
+			s.DeliveryClaimedAt = claim.Truncate(time.Millisecond)
+		}
+		return true
+	})
+}
+
+func (m *memStore) ClaimDelivery(_ context.Context, uri string, now time.Time) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if !s.DeliveryClaimableAt(now) {
+			return false
+		}
+		s.DeliveryClaimedAt = now.Truncate(time.Millisecond)
+		return true
+	})
+}
+
+func (m *memStore) ReleaseDelivery(_ context.Context, uri string, claimedAt time.Time) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if !s.ResumedAt.IsZero() || s.DeliveryClaimedAt.IsZero() || !s.DeliveryClaimedAt.Equal(claimedAt.Truncate(time.Millisecond)) {
+			return false
+		}
+		s.DeliveryClaimedAt = time.Time{}
+		return true
+	})
+}
+
+func (m *memStore) MarkResumed(_ context.Context, uri string, now time.Time) (*flow.Session, error) {
+	if now.IsZero() {
+		now = m.now()
+	}
+	return m.update(uri, func(s *flow.Session) bool {
+		if !s.ResumedAt.IsZero() || !s.Status.Terminal() {
+			return false
+		}
+		s.ResumedAt = now.Truncate(time.Millisecond)
+		return true
+	})
+}
+
 func (m *memStore) ReserveAttempt(_ context.Context, uri string, max int, now time.Time) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
 		if !s.ClaimableAt(now) || flow.AttemptsExhausted(s.Attempts, max) {
@@ -170,14 +231,15 @@ func (m *memStore) ReserveAttempt(_ context.Context, uri string, max int, now ti
 	})
 }
 
-func (m *memStore) RecordWrongCode(_ context.Context, uri string, max int, reason string, now time.Time) (*flow.Session, error) {
+func (m *memStore) RecordWrongCode(_ context.Context, uri string, max int, reason string, out flow.Outbox, now time.Time) (*flow.Session, error) {
 	return m.update(uri, func(s *flow.Session) bool {
 		if !s.ClaimableAt(now) || s.WrongCodes >= s.Attempts {
 			return false
 		}
 		s.WrongCodes++
 		if flow.AttemptsExhausted(s.WrongCodes, max) {
-			s.Status, s.FailureReason = flow.StatusFailed, reason
+			s.Status, s.FailureReason, s.Outbox = flow.StatusFailed, reason, out
+			s.DeliveryClaimedAt = now.Truncate(time.Millisecond)
 		}
 		return true
 	})
@@ -317,26 +379,47 @@ type taskResult struct {
 	Cause  string
 }
 
-// fakeResumer records task results and can fail.
+// fakeResumer records task results and can fail: err fails every call,
+// failN the next failN calls. Like Step Functions, it accepts one result
+// per task token; later calls get ErrTaskGone (recorded in gone).
 type fakeResumer struct {
 	mu      sync.Mutex
 	results []taskResult
 	err     error
+	failN   int
+	closed  map[string]bool
+	gone    int
+}
+
+func (r *fakeResumer) send(res taskResult) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	if r.failN > 0 {
+		r.failN--
+		return errors.New("SendTask: ThrottlingException")
+	}
+	if r.closed[res.Token] {
+		r.gone++
+		return flow.ErrTaskGone
+	}
+	if r.closed == nil {
+		r.closed = map[string]bool{}
+	}
+	r.closed[res.Token] = true
+	r.results = append(r.results, res)
+	return nil
 }
 
 func (r *fakeResumer) Succeed(_ context.Context, tt string, out any) error {
 	b, _ := json.Marshal(out)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.results = append(r.results, taskResult{Token: tt, OK: true, Output: b})
-	return r.err
+	return r.send(taskResult{Token: tt, OK: true, Output: b})
 }
 
 func (r *fakeResumer) Fail(_ context.Context, tt, name, cause string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.results = append(r.results, taskResult{Token: tt, Error: name, Cause: cause})
-	return r.err
+	return r.send(taskResult{Token: tt, Error: name, Cause: cause})
 }
 
 func (r *fakeResumer) all() []taskResult {

@@ -62,6 +62,24 @@ type SessionStore interface {
 	// clock, returning to PENDING clears it. If the stored status is not
 	// in from: (current, ErrConflict).
 	Transition(ctx context.Context, sessionURI string, from []Status, to Status, reason string) (*Session, error)
+	// Settle is Transition to a terminal status (COMPLETED, FAILED,
+	// EXPIRED) that also writes, in the same conditional write, the Outbox
+	// the waiting task is owed (as given) and FailureReason = reason (removed
+	// when empty). When claim is not zero the writer also claims the delivery
+	// (DeliveryClaimedAt = claim): it sends inline and records the result
+	// with MarkResumed or ReleaseDelivery. Errors as Transition's.
+	Settle(ctx context.Context, sessionURI string, from []Status, to Status, reason string, out Outbox, claim time.Time) (*Session, error)
+	// ClaimDelivery sets DeliveryClaimedAt=now if Session.DeliveryClaimableAt(now).
+	// Otherwise (current, ErrConflict).
+	ClaimDelivery(ctx context.Context, sessionURI string, now time.Time) (*Session, error)
+	// ReleaseDelivery removes a delivery claim made at claimedAt (only that
+	// one) of a session not resumed yet, so another sender may deliver at
+	// once. Otherwise (current, ErrConflict).
+	ReleaseDelivery(ctx context.Context, sessionURI string, claimedAt time.Time) (*Session, error)
+	// MarkResumed sets ResumedAt=now (the store's clock when now is zero)
+	// if it is not set yet and the session is settled. Otherwise (current,
+	// ErrConflict).
+	MarkResumed(ctx context.Context, sessionURI string, now time.Time) (*Session, error)
 	// ReserveAttempt counts one verification-code comparison before it is
 	// made: if the session is ClaimableAt(now) and its Attempts do not yet
 	// exhaust max (AttemptsExhausted), it adds one to Attempts and returns
@@ -73,9 +91,11 @@ type SessionStore interface {
 	// code: WrongCodes + 1, for a session ClaimableAt(now) with a
 	// comparison open (WrongCodes < Attempts). When that makes every one of
 	// max attempts wrong, the same write sets FAILED with FailureReason
-	// reason; while another reserved comparison is open (it may hold the
-	// right code), the status stays. Otherwise (current, ErrConflict).
-	RecordWrongCode(ctx context.Context, sessionURI string, max int, reason string, now time.Time) (*Session, error)
+	// reason and the Outbox out, and claims the delivery at now (the caller
+	// sends inline, as after Settle); while another reserved comparison is
+	// open (it may hold the right code), the status stays. Otherwise
+	// (current, ErrConflict).
+	RecordWrongCode(ctx context.Context, sessionURI string, max int, reason string, out Outbox, now time.Time) (*Session, error)
 	// Release gives a claimed session back after a transient failure:
 	// COMPLETING -> PENDING, ClaimedAt cleared, and the attempt the
 	// claimant reserved returned (Attempts - 1, never below 0), so a right

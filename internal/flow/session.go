@@ -115,6 +115,47 @@ type Session struct {
 	// NotifiedAt is when the AuthorizationRequired event was published
 	// (zero until then).
 	NotifiedAt time.Time
+	// Outbox is what the waiting task is owed once the session is settled,
+	// written in the same conditional write as the terminal status (zero
+	// for open sessions and for sessions settled before the outbox existed).
+	Outbox Outbox
+	// DeliveryClaimedAt is when a sender (the callback inline, or the
+	// resumer) claimed the delivery of the Outbox: a lease of DeliveryLease,
+	// so that nobody sends on purpose while another sender is at it.
+	DeliveryClaimedAt time.Time
+	// ResumedAt is when the Outbox was delivered to Step Functions (or Step
+	// Functions answered that the task no longer waits): zero until then.
+	ResumedAt time.Time
+}
+
+// Outbox is the decision a settled session owes its waiting task: for a
+// COMPLETED session the SendTaskSuccess output (flow.Result JSON; never a
+// token), for a FAILED or EXPIRED one SendTaskFailure's error name and
+// cause. Exactly one of Output / Error is set in a written outbox.
+type Outbox struct {
+	Output string
+	Error  string
+	Cause  string
+}
+
+// Empty reports whether there is nothing to send.
+func (o Outbox) Empty() bool { return o.Output == "" && o.Error == "" }
+
+// DeliveryLease bounds how long a delivery claim keeps other senders off:
+// longer than any sender's send and its recording (the callback's settle
+// budget is 3 s, the resumer bounds its send to 5 s).
+const DeliveryLease = 15 * time.Second
+
+// DeliveryDue reports whether s still owes its task the Outbox: settled,
+// with a task token and an outbox, and not resumed yet.
+func (s *Session) DeliveryDue() bool {
+	return s.Status.Terminal() && s.TaskToken != "" && !s.Outbox.Empty() && s.ResumedAt.IsZero()
+}
+
+// DeliveryClaimableAt reports whether a sender may claim the delivery at
+// now: it is due and nobody holds a claim younger than DeliveryLease.
+func (s *Session) DeliveryClaimableAt(now time.Time) bool {
+	return s.DeliveryDue() && (s.DeliveryClaimedAt.IsZero() || now.Sub(s.DeliveryClaimedAt) > DeliveryLease)
 }
 
 // ClaimLease bounds how long a COMPLETING claim blocks others: a callback

@@ -30,6 +30,11 @@
 //	expiresAt       N  epoch milliseconds
 //	claimedAt       N  epoch milliseconds (absent until claimed)
 //	notifiedAt      N  epoch milliseconds (absent until notified)
+//	resumeOutput    S  the outbox: SendTaskSuccess output (flow.Result JSON) of a COMPLETED session
+//	resumeError     S  the outbox: SendTaskFailure error name of a FAILED/EXPIRED session
+//	resumeCause     S  the outbox: SendTaskFailure cause
+//	deliveryClaimedAt N epoch milliseconds: a sender's delivery claim (lease flow.DeliveryLease)
+//	resumedAt       N  epoch milliseconds (absent until the outbox is delivered)
 //	ttl             N  epoch seconds = expiresAt + retention (default 24h)
 //
 // Task-token item, pk = "task#" + hex SHA-256(taskToken) (the token itself
@@ -190,6 +195,11 @@ type item struct {
 	ExpiresAt        int64    `dynamodbav:"expiresAt"`
 	ClaimedAt        int64    `dynamodbav:"claimedAt,omitempty"`
 	NotifiedAt       int64    `dynamodbav:"notifiedAt,omitempty"`
+	ResumeOutput     string   `dynamodbav:"resumeOutput,omitempty"`
+	ResumeError      string   `dynamodbav:"resumeError,omitempty"`
+	ResumeCause      string   `dynamodbav:"resumeCause,omitempty"`
+	DeliveryClaimed  int64    `dynamodbav:"deliveryClaimedAt,omitempty"`
+	ResumedAt        int64    `dynamodbav:"resumedAt,omitempty"`
 	TTL              int64    `dynamodbav:"ttl"`
 }
 
@@ -212,6 +222,12 @@ const (
 	aClaimedAt     = "claimedAt"
 	aNotifiedAt    = "notifiedAt"
 	aCodeHash      = "codeHash"
+	aTaskToken     = "taskToken"
+	aResumeOutput  = "resumeOutput"
+	aResumeError   = "resumeError"
+	aResumeCause   = "resumeCause"
+	aDeliveryClaim = "deliveryClaimedAt"
+	aResumedAt     = "resumedAt"
 )
 
 func millis(t time.Time) int64 {
@@ -263,32 +279,40 @@ func (st *Store) toItem(s *flow.Session) item {
 		ExpiresAt:        millis(s.ExpiresAt),
 		ClaimedAt:        millis(s.ClaimedAt),
 		NotifiedAt:       millis(s.NotifiedAt),
+		ResumeOutput:     s.Outbox.Output,
+		ResumeError:      s.Outbox.Error,
+		ResumeCause:      s.Outbox.Cause,
+		DeliveryClaimed:  millis(s.DeliveryClaimedAt),
+		ResumedAt:        millis(s.ResumedAt),
 		TTL:              st.ttlFor(s.ExpiresAt),
 	}
 }
 
 func (it *item) session() *flow.Session {
 	return &flow.Session{
-		SessionURI:       it.SessionURI,
-		CorrelationID:    it.CorrelationID,
-		StateHash:        it.StateHash,
-		UserID:           it.UserID,
-		UserTokenHash:    it.UserTokenHash,
-		Provider:         it.Provider,
-		Scopes:           it.Scopes,
-		TaskToken:        it.TaskToken,
-		AuthorizationURL: it.AuthorizationURL,
-		Binding:          flow.BindingMode(it.Binding),
-		CodeHash:         it.CodeHash,
-		Status:           flow.Status(it.Status),
-		Attempts:         it.Attempts,
-		WrongCodes:       it.WrongCodes,
-		ReservedAt:       fromMillis(it.ReservedAt),
-		FailureReason:    it.FailureReason,
-		CreatedAt:        fromMillis(it.CreatedAt),
-		ExpiresAt:        fromMillis(it.ExpiresAt),
-		ClaimedAt:        fromMillis(it.ClaimedAt),
-		NotifiedAt:       fromMillis(it.NotifiedAt),
+		SessionURI:        it.SessionURI,
+		CorrelationID:     it.CorrelationID,
+		StateHash:         it.StateHash,
+		UserID:            it.UserID,
+		UserTokenHash:     it.UserTokenHash,
+		Provider:          it.Provider,
+		Scopes:            it.Scopes,
+		TaskToken:         it.TaskToken,
+		AuthorizationURL:  it.AuthorizationURL,
+		Binding:           flow.BindingMode(it.Binding),
+		CodeHash:          it.CodeHash,
+		Status:            flow.Status(it.Status),
+		Attempts:          it.Attempts,
+		WrongCodes:        it.WrongCodes,
+		ReservedAt:        fromMillis(it.ReservedAt),
+		FailureReason:     it.FailureReason,
+		CreatedAt:         fromMillis(it.CreatedAt),
+		ExpiresAt:         fromMillis(it.ExpiresAt),
+		ClaimedAt:         fromMillis(it.ClaimedAt),
+		NotifiedAt:        fromMillis(it.NotifiedAt),
+		Outbox:            flow.Outbox{Output: it.ResumeOutput, Error: it.ResumeError, Cause: it.ResumeCause},
+		DeliveryClaimedAt: fromMillis(it.DeliveryClaimed),
+		ResumedAt:         fromMillis(it.ResumedAt),
 	}
 }
 
@@ -304,6 +328,11 @@ func decode(av map[string]types.AttributeValue) (*flow.Session, error) {
 	}
 	return it.session(), nil
 }
+
+// DecodeSession turns a session item (from GetItem, or a stream record's
+// image converted to SDK attribute values) into the record as stored, with
+// no expiry view applied. Items of another kind are an error.
+func DecodeSession(av map[string]types.AttributeValue) (*flow.Session, error) { return decode(av) }
 
 // view shows a record as seen at the store's clock (flow.Session.StatusAt).
 func (st *Store) view(s *flow.Session) *flow.Session {
@@ -686,6 +715,11 @@ func (st *Store) Claim(ctx context.Context, sessionURI string, now time.Time) (*
 // returning to PENDING clears it. FailureReason is set to reason (removed
 // when reason is empty).
 func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.Status, to flow.Status, reason string) (*flow.Session, error) {
+	return st.transition(ctx, sessionURI, from, to, reason, nil)
+}
+
+// transition is Transition with extra SET clauses in the same write.
+func (st *Store) transition(ctx context.Context, sessionURI string, from []flow.Status, to flow.Status, reason string, extra func(*exprs) []string) (*flow.Session, error) {
 	if len(from) == 0 {
 		return nil, fmt.Errorf("state: transition: no from status: %w", flow.ErrIllegalTransition)
 	}
@@ -717,10 +751,73 @@ func (st *Store) Transition(ctx context.Context, sessionURI string, from []flow.
 	case flow.StatusPending:
 		remove = append(remove, e.n(aClaimedAt))
 	}
+	if extra != nil {
+		set = append(set, extra(e)...)
+	}
 	update := "SET " + strings.Join(set, ", ")
 	if len(remove) > 0 {
 		update += " REMOVE " + strings.Join(remove, ", ")
 	}
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// Settle implements flow.SessionStore: Transition to a terminal status
+// whose one conditional write also stores the outbox and, when claim is
+// not zero, the writer's delivery claim.
+func (st *Store) Settle(ctx context.Context, sessionURI string, from []flow.Status, to flow.Status, reason string, out flow.Outbox, claim time.Time) (*flow.Session, error) {
+	if !to.Terminal() {
+		return nil, fmt.Errorf("state: settle to %s: %w", to, flow.ErrIllegalTransition)
+	}
+	return st.transition(ctx, sessionURI, from, to, reason, func(e *exprs) []string {
+		set := outboxSets(e, out)
+		if !claim.IsZero() {
+			set = append(set, fmt.Sprintf("%s = %s", e.n(aDeliveryClaim), e.i("claim", claim.UnixMilli())))
+		}
+		return set
+	})
+}
+
+// outboxSets are the SET clauses that store out.
+func outboxSets(e *exprs, out flow.Outbox) []string {
+	var set []string
+	for _, a := range []struct{ attr, v string }{{aResumeOutput, out.Output}, {aResumeError, out.Error}, {aResumeCause, out.Cause}} {
+		if a.v != "" {
+			set = append(set, fmt.Sprintf("%s = %s", e.n(a.attr), e.s(a.attr, a.v)))
+		}
+	}
+	return set
+}
+
+// ClaimDelivery implements flow.SessionStore: flow.Session.DeliveryClaimableAt
+// as one conditional write.
+func (st *Store) ClaimDelivery(ctx context.Context, sessionURI string, now time.Time) (*flow.Session, error) {
+	e := newExprs()
+	// deliveryClaimedAt (whole ms) < now - lease, rounded up as in claimableAt.
+	cutoff := now.Add(-flow.DeliveryLease).Add(time.Millisecond - time.Nanosecond).UnixMilli()
+	cond := fmt.Sprintf("%s IN (%s, %s, %s) AND attribute_exists(%s) AND (attribute_exists(%s) OR attribute_exists(%s)) AND attribute_not_exists(%s) AND (attribute_not_exists(%s) OR %s < %s)",
+		e.n(aStatus), e.status(flow.StatusCompleted), e.status(flow.StatusFailed), e.status(flow.StatusExpired),
+		e.n(aTaskToken), e.n(aResumeOutput), e.n(aResumeError), e.n(aResumedAt),
+		e.n(aDeliveryClaim), e.n(aDeliveryClaim), e.i("cutoff", cutoff))
+	update := fmt.Sprintf("SET %s = %s", e.n(aDeliveryClaim), e.i("now", now.UnixMilli()))
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
+// ReleaseDelivery implements flow.SessionStore.
+func (st *Store) ReleaseDelivery(ctx context.Context, sessionURI string, claimedAt time.Time) (*flow.Session, error) {
+	e := newExprs()
+	cond := fmt.Sprintf("attribute_not_exists(%s) AND %s = %s", e.n(aResumedAt), e.n(aDeliveryClaim), e.i("claim", claimedAt.UnixMilli()))
+	return st.result(st.update(ctx, sessionURI, e, "REMOVE "+e.n(aDeliveryClaim), cond))
+}
+
+// MarkResumed implements flow.SessionStore.
+func (st *Store) MarkResumed(ctx context.Context, sessionURI string, now time.Time) (*flow.Session, error) {
+	if now.IsZero() {
+		now = st.clock()
+	}
+	e := newExprs()
+	cond := fmt.Sprintf("attribute_not_exists(%s) AND %s IN (%s, %s, %s)", e.n(aResumedAt),
+		e.n(aStatus), e.status(flow.StatusCompleted), e.status(flow.StatusFailed), e.status(flow.StatusExpired))
+	update := fmt.Sprintf("SET %s = %s", e.n(aResumedAt), e.i("now", now.UnixMilli()))
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 
@@ -740,7 +837,7 @@ func (st *Store) ReserveAttempt(ctx context.Context, sessionURI string, maxAttem
 // RecordWrongCode implements flow.SessionStore. A comparison that is not
 // the last of max all found wrong is a plain increment; the last one also
 // sets FAILED in the same conditional write.
-func (st *Store) RecordWrongCode(ctx context.Context, sessionURI string, maxAttempts int, reason string, now time.Time) (*flow.Session, error) {
+func (st *Store) RecordWrongCode(ctx context.Context, sessionURI string, maxAttempts int, reason string, out flow.Outbox, now time.Time) (*flow.Session, error) {
 	limit := int64(max(maxAttempts, 1))
 	e := newExprs()
 	cond := fmt.Sprintf("(%s) AND %s < %s AND %s < %s",
@@ -759,6 +856,10 @@ func (st *Store) RecordWrongCode(ctx context.Context, sessionURI string, maxAtte
 	if reason != "" {
 		update += fmt.Sprintf(", %s = %s", e.n(aFailureReason), e.s("reason", reason))
 	}
+	for _, set := range outboxSets(e, out) {
+		update += ", " + set
+	}
+	update += fmt.Sprintf(", %s = %s", e.n(aDeliveryClaim), e.i("claim", now.UnixMilli()))
 	return st.result(st.update(ctx, sessionURI, e, update, cond))
 }
 

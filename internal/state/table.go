@@ -14,7 +14,8 @@ import (
 )
 
 // CreateTableInput describes the sessions table exactly as the CDK stack
-// creates it: partition key contract.AttrPK (S), no sort key, on-demand billing.
+// creates it: partition key contract.AttrPK (S), no sort key, on-demand
+// billing, a stream of new images (the resumer reads it).
 // TTL (contract.AttrTTL) is a separate call: see EnsureTable.
 func CreateTableInput(table string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
@@ -25,8 +26,15 @@ func CreateTableInput(table string) *dynamodb.CreateTableInput {
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(contract.AttrPK), KeyType: types.KeyTypeHash},
 		},
-		BillingMode: types.BillingModePayPerRequest,
+		BillingMode:         types.BillingModePayPerRequest,
+		StreamSpecification: streamSpec(),
 	}
+}
+
+// streamSpec is the table's stream: NEW_IMAGE (the resumer needs the
+// record as written).
+func streamSpec() *types.StreamSpecification {
+	return &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
 }
 
 // EnsureTable creates the table if it does not exist, waits until it is
@@ -39,6 +47,9 @@ func EnsureTable(ctx context.Context, client *dynamodb.Client, table string) err
 		return fmt.Errorf("state: create table %s: %w", table, err)
 	}
 	if err := waitActive(ctx, client, table); err != nil {
+		return err
+	}
+	if err := ensureStream(ctx, client, table); err != nil {
 		return err
 	}
 	ttl, err := client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
@@ -60,6 +71,21 @@ func EnsureTable(ctx context.Context, client *dynamodb.Client, table string) err
 		return fmt.Errorf("state: enable TTL on %s: %w", table, err)
 	}
 	return nil
+}
+
+// ensureStream enables the stream on a table created without one.
+func ensureStream(ctx context.Context, client *dynamodb.Client, table string) error {
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("state: describe table %s: %w", table, err)
+	}
+	if sp := out.Table.StreamSpecification; sp != nil && aws.ToBool(sp.StreamEnabled) {
+		return nil
+	}
+	if _, err := client.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(table), StreamSpecification: streamSpec()}); err != nil {
+		return fmt.Errorf("state: enable the stream on %s: %w", table, err)
+	}
+	return waitActive(ctx, client, table)
 }
 
 func waitActive(ctx context.Context, client *dynamodb.Client, table string) error {

@@ -22,12 +22,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/app"
 	"github.com/consentflow/consentflow/internal/app/callback"
 	"github.com/consentflow/consentflow/internal/app/initiate"
+	"github.com/consentflow/consentflow/internal/app/resumer"
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/apigw"
@@ -35,6 +37,8 @@ import (
 	"github.com/consentflow/consentflow/internal/local/emulator"
 	"github.com/consentflow/consentflow/internal/local/eventslocal"
 	"github.com/consentflow/consentflow/internal/local/sfnlocal"
+	"github.com/consentflow/consentflow/internal/local/streamlocal"
+	"github.com/consentflow/consentflow/internal/resume"
 	"github.com/consentflow/consentflow/internal/state"
 )
 
@@ -89,6 +93,11 @@ type Stack struct {
 	Clients Clients
 	// Initiate is the production initiate handler wired to the stack.
 	Initiate func(ctx context.Context, event json.RawMessage) (*flow.Result, error)
+	// Resumer is the production resumer handler, fed by Stream.
+	Resumer *resume.Handler
+	// Stream polls the table's stream into Resumer (the event source
+	// mapping's stand-in).
+	Stream *streamlocal.Poller
 
 	clock   *Clock
 	ownsDB  bool
@@ -103,6 +112,7 @@ type Clients struct {
 	DynamoDB  *dynamodb.Client
 	SFN       *sfn.Client
 	Events    *eventbridge.Client
+	Streams   *dynamodbstreams.Client
 }
 
 // Clock is a settable clock shared by the emulator and the handlers.
@@ -247,6 +257,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if _, err := s.serve(gw, cbLn); err != nil {
 		return nil, err
 	}
+	if s.Resumer, err = resumer.New(resumer.Clients{DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN}, get, o.Log,
+		app.WithClock(s.clock.Now)); err != nil {
+		return nil, err
+	}
+	if s.Stream, err = streamlocal.Start(ctx, streamlocal.Config{
+		DynamoDB: s.Clients.DynamoDB, Streams: s.Clients.Streams, Table: s.Table, Handler: s.Resumer.Handle, Log: o.Log,
+	}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -275,6 +294,7 @@ func (s *Stack) clients() Clients {
 		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
 		SFN:       sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.BaseEndpoint = aws.String(s.SFNURL) }),
 		Events:    eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(s.EventsURL) }),
+		Streams:   dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
 	}
 }
 
@@ -287,6 +307,9 @@ func (s *Stack) Close() {
 			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				_ = srv.Close()
 			}
+		}
+		if s.Stream != nil {
+			s.Stream.Stop()
 		}
 		if s.SFN != nil {
 			s.SFN.Close()

@@ -68,6 +68,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RaceReserveAttemptStaleClaim", testRaceReserveAttemptStaleClaim},
 		{"RaceCreateSameTaskToken", testRaceCreateSameTaskToken},
 		{"RaceMarkNotified", testRaceMarkNotified},
+		{"SettleWritesOutbox", testSettle},
+		{"RecordWrongCodeWritesOutbox", testRecordWrongCodeOutbox},
+		{"DeliveryClaimAndResume", testDelivery},
+		{"RaceClaimDelivery", testRaceClaimDelivery},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			f := &fixture{base: time.Now().UTC().Truncate(time.Second).Add(123 * time.Millisecond)}
@@ -388,7 +392,7 @@ func testNotFound(t *testing.T, f *fixture) {
 	if _, err := f.st.Release(ctx, missing); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("Release: %v", err)
 	}
-	if _, err := f.st.RecordWrongCode(ctx, missing, 5, "r", f.Now()); !errors.Is(err, flow.ErrNotFound) {
+	if _, err := f.st.RecordWrongCode(ctx, missing, 5, "r", flow.Outbox{}, f.Now()); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("RecordWrongCode: %v", err)
 	}
 	if _, err := f.st.MarkNotified(ctx, missing, "", f.Now()); !errors.Is(err, flow.ErrNotFound) {
@@ -700,21 +704,21 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 	const limit = 3
 	s := f.create(t, f.session(""))
 	// No open reservation: nothing to record.
-	cur, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	cur, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, flow.Outbox{}, f.Now())
 	wantConflict(t, "wrong code without a reservation", cur, err, flow.StatusPending)
 	f.reserve(t, s.SessionURI, limit, limit, f.Now())
 	for i := 1; i < limit; i++ {
-		got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+		got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, flow.Outbox{}, f.Now())
 		if err != nil || got.Status != flow.StatusPending || got.WrongCodes != i || got.Attempts != limit || got.FailureReason != "" {
 			t.Fatalf("wrong code %d: %+v %v", i, got, err)
 		}
 	}
-	got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, flow.Outbox{}, f.Now())
 	if err != nil || got.Status != flow.StatusFailed || got.WrongCodes != limit || got.FailureReason != contract.ErrBindingFailed {
 		t.Fatalf("last wrong code: %+v %v", got, err)
 	}
 	wantSame(t, "stored after the last wrong code", f.get(t, s.SessionURI), got)
-	cur, err = f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+	cur, err = f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, flow.Outbox{}, f.Now())
 	wantConflict(t, "wrong code after FAILED", cur, err, flow.StatusFailed)
 
 	// All attempts reserved, one still open (it may hold the right code):
@@ -722,7 +726,7 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 	o := f.create(t, f.session(""))
 	f.reserve(t, o.SessionURI, limit, limit, f.Now())
 	for i := 1; i < limit; i++ {
-		if _, err := f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", f.Now()); err != nil {
+		if _, err := f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", flow.Outbox{}, f.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -733,7 +737,7 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 		t.Fatalf("claim by the open comparison: %v", err)
 	}
 	// COMPLETING under a live claim: refused.
-	cur, err = f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", f.Now())
+	cur, err = f.st.RecordWrongCode(ctx, o.SessionURI, limit, "r", flow.Outbox{}, f.Now())
 	wantConflict(t, "wrong code under a live claim", cur, err, flow.StatusCompleting)
 
 	// Under a stale claim the last wrong code fails the session too.
@@ -741,7 +745,7 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 	later := f.Now().Add(flow.ClaimLease + time.Second)
 	f.reserve(t, c.SessionURI, limit, limit, later)
 	for i := 1; i <= limit; i++ {
-		got, err = f.st.RecordWrongCode(ctx, c.SessionURI, limit, "r", later)
+		got, err = f.st.RecordWrongCode(ctx, c.SessionURI, limit, "r", flow.Outbox{}, later)
 		if err != nil {
 			t.Fatalf("stale claim, wrong code %d: %v", i, err)
 		}
@@ -753,7 +757,7 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 	for _, l := range []int{1, 0, -1} {
 		s := f.create(t, f.session(""))
 		f.reserve(t, s.SessionURI, 1, l, f.Now())
-		if got, err := f.st.RecordWrongCode(ctx, s.SessionURI, l, "r", f.Now()); err != nil || got.Status != flow.StatusFailed {
+		if got, err := f.st.RecordWrongCode(ctx, s.SessionURI, l, "r", flow.Outbox{}, f.Now()); err != nil || got.Status != flow.StatusFailed {
 			t.Fatalf("limit %d: %+v %v", l, got, err)
 		}
 	}
@@ -761,7 +765,7 @@ func testRecordWrongCode(t *testing.T, f *fixture) {
 	x := f.create(t, f.session(""))
 	f.reserve(t, x.SessionURI, 1, limit, f.Now())
 	f.set(x.ExpiresAt)
-	cur, err = f.st.RecordWrongCode(ctx, x.SessionURI, limit, "r", x.ExpiresAt)
+	cur, err = f.st.RecordWrongCode(ctx, x.SessionURI, limit, "r", flow.Outbox{}, x.ExpiresAt)
 	wantConflict(t, "wrong code at ExpiresAt", cur, err, flow.StatusExpired)
 }
 
@@ -792,7 +796,7 @@ func testRaceRecordWrongCode(t *testing.T, f *fixture) {
 	var mu sync.Mutex
 	ok, failedNow, conflicts := 0, 0, 0
 	race(racers, func(int) {
-		got, err := f.st.RecordWrongCode(context.Background(), s.SessionURI, limit, contract.ErrBindingFailed, f.Now())
+		got, err := f.st.RecordWrongCode(context.Background(), s.SessionURI, limit, contract.ErrBindingFailed, flow.Outbox{}, f.Now())
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -1101,5 +1105,188 @@ func testRaceMarkNotified(t *testing.T, f *fixture) {
 	}
 	if got := f.get(t, s.SessionURI); got.CodeHash != winner {
 		t.Fatal("stored code digest is not the winner's")
+	}
+}
+
+// settled creates a session with a task token, claims it and settles it
+// COMPLETED with an outbox and the delivery claim at claim.
+func (f *fixture) settled(t *testing.T, claim time.Time) (*flow.Session, flow.Outbox) {
+	t.Helper()
+	ctx := context.Background()
+	s := f.create(t, f.session("tt-"+f.uri()))
+	if _, err := f.st.Claim(ctx, s.SessionURI, f.Now()); err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	out := flow.Outbox{Output: `{"status":"AUTHORIZED","provider":"google"}`}
+	got, err := f.st.Settle(ctx, s.SessionURI, []flow.Status{flow.StatusCompleting}, flow.StatusCompleted, "", out, claim)
+	if err != nil {
+		t.Fatalf("Settle: %v", err)
+	}
+	return got, out
+}
+
+func testSettle(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	claim := f.base.Add(time.Second)
+	got, out := f.settled(t, claim)
+	if got.Status != flow.StatusCompleted || got.Outbox != out || !got.DeliveryClaimedAt.Equal(claim) || !got.ResumedAt.IsZero() || got.FailureReason != "" {
+		t.Fatalf("Settle's answer: %+v", got)
+	}
+	wantSame(t, "stored record", f.get(t, got.SessionURI), got)
+	if !got.DeliveryDue() {
+		t.Fatal("a settled session with a task token and an outbox owes its delivery")
+	}
+
+	// A failure: reason and outbox in the same write; no claim.
+	s := f.create(t, f.session("tt-fail"))
+	fo := flow.Outbox{Error: contract.ErrConsentDenied, Cause: "the user did not grant access"}
+	got, err := f.st.Settle(ctx, s.SessionURI, []flow.Status{flow.StatusPending}, flow.StatusFailed, contract.ErrConsentDenied, fo, time.Time{})
+	if err != nil || got.Status != flow.StatusFailed || got.FailureReason != contract.ErrConsentDenied || got.Outbox != fo || !got.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("Settle FAILED: %+v %v", got, err)
+	}
+	wantSame(t, "stored record", f.get(t, s.SessionURI), got)
+	// Expiry from either open status.
+	x := f.create(t, f.session("tt-exp"))
+	eo := flow.Outbox{Error: contract.ErrExpired, Cause: "expired"}
+	if got, err := f.st.Settle(ctx, x.SessionURI, []flow.Status{flow.StatusPending, flow.StatusCompleting}, flow.StatusExpired, contract.ErrExpired, eo, time.Time{}); err != nil || got.Outbox != eo {
+		t.Fatalf("Settle EXPIRED: %+v %v", got, err)
+	}
+
+	// Settled once: a second Settle conflicts and writes nothing.
+	before := f.get(t, s.SessionURI)
+	cur, err := f.st.Settle(ctx, s.SessionURI, []flow.Status{flow.StatusPending}, flow.StatusExpired, contract.ErrExpired, eo, claim)
+	wantConflict(t, "second Settle", cur, err, flow.StatusFailed)
+	wantSame(t, "record after a refused Settle", f.get(t, s.SessionURI), before)
+
+	// Only terminal statuses, only legal moves.
+	p := f.create(t, f.session(""))
+	for _, to := range []flow.Status{flow.StatusPending, flow.StatusCompleting} {
+		if _, err := f.st.Settle(ctx, p.SessionURI, []flow.Status{flow.StatusPending}, to, "", fo, time.Time{}); !errors.Is(err, flow.ErrIllegalTransition) {
+			t.Errorf("Settle to %s: %v, want ErrIllegalTransition", to, err)
+		}
+	}
+	if _, err := f.st.Settle(ctx, p.SessionURI, []flow.Status{flow.StatusPending}, flow.StatusCompleted, "", out, time.Time{}); !errors.Is(err, flow.ErrIllegalTransition) {
+		t.Errorf("Settle PENDING -> COMPLETED: %v, want ErrIllegalTransition", err)
+	}
+	wantSame(t, "record after illegal Settles", f.get(t, p.SessionURI), p)
+	if _, err := f.st.Settle(ctx, "urn:ietf:params:oauth:request_uri:missing-settle", []flow.Status{flow.StatusPending}, flow.StatusFailed, "r", fo, time.Time{}); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("Settle of a missing session: %v", err)
+	}
+}
+
+func testRecordWrongCodeOutbox(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	const limit = 2
+	s := f.create(t, f.session("tt-wrong"))
+	f.reserve(t, s.SessionURI, limit, limit, f.Now())
+	fo := flow.Outbox{Error: contract.ErrBindingFailed, Cause: "too many wrong verification codes"}
+	got, err := f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, fo, f.Now())
+	if err != nil || got.Status != flow.StatusPending || !got.Outbox.Empty() || !got.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("first wrong code: %+v %v", got, err)
+	}
+	now := f.Now()
+	got, err = f.st.RecordWrongCode(ctx, s.SessionURI, limit, contract.ErrBindingFailed, fo, now)
+	if err != nil || got.Status != flow.StatusFailed || got.Outbox != fo || !got.DeliveryClaimedAt.Equal(now) {
+		t.Fatalf("last wrong code: %+v %v", got, err)
+	}
+	wantSame(t, "stored record", f.get(t, s.SessionURI), got)
+}
+
+func testDelivery(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	claim := f.base
+	s, _ := f.settled(t, claim)
+
+	// The settling writer's claim keeps others off until its lease ends.
+	for _, at := range []time.Time{claim, claim.Add(flow.DeliveryLease)} {
+		cur, err := f.st.ClaimDelivery(ctx, s.SessionURI, at)
+		wantConflict(t, "ClaimDelivery under a live claim", cur, err, flow.StatusCompleted)
+		if !cur.DeliveryClaimedAt.Equal(claim) {
+			t.Fatalf("conflict answer: %+v", cur)
+		}
+	}
+	// Only the claim's owner releases it.
+	cur, err := f.st.ReleaseDelivery(ctx, s.SessionURI, claim.Add(time.Millisecond))
+	wantConflict(t, "ReleaseDelivery of another's claim", cur, err, flow.StatusCompleted)
+	got, err := f.st.ReleaseDelivery(ctx, s.SessionURI, claim)
+	if err != nil || !got.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("ReleaseDelivery: %+v %v", got, err)
+	}
+	// Released: claimable at once.
+	at := claim.Add(time.Second)
+	got, err = f.st.ClaimDelivery(ctx, s.SessionURI, at)
+	if err != nil || !got.DeliveryClaimedAt.Equal(at) {
+		t.Fatalf("ClaimDelivery after release: %+v %v", got, err)
+	}
+	// A stale claim is taken over after the lease.
+	later := at.Add(flow.DeliveryLease + time.Millisecond)
+	got, err = f.st.ClaimDelivery(ctx, s.SessionURI, later)
+	if err != nil || !got.DeliveryClaimedAt.Equal(later) {
+		t.Fatalf("ClaimDelivery of a stale claim: %+v %v", got, err)
+	}
+	// Resumed once; then nobody claims, releases or resumes again.
+	done := later.Add(time.Second)
+	got, err = f.st.MarkResumed(ctx, s.SessionURI, done)
+	if err != nil || !got.ResumedAt.Equal(done) || got.DeliveryDue() {
+		t.Fatalf("MarkResumed: %+v %v", got, err)
+	}
+	wantSame(t, "stored record", f.get(t, s.SessionURI), got)
+	cur, err = f.st.MarkResumed(ctx, s.SessionURI, done.Add(time.Second))
+	wantConflict(t, "second MarkResumed", cur, err, flow.StatusCompleted)
+	if !cur.ResumedAt.Equal(done) {
+		t.Fatalf("second MarkResumed changed ResumedAt: %+v", cur)
+	}
+	cur, err = f.st.ClaimDelivery(ctx, s.SessionURI, done.Add(time.Hour))
+	wantConflict(t, "ClaimDelivery of a resumed session", cur, err, flow.StatusCompleted)
+	cur, err = f.st.ReleaseDelivery(ctx, s.SessionURI, later)
+	wantConflict(t, "ReleaseDelivery of a resumed session", cur, err, flow.StatusCompleted)
+
+	// Nothing to deliver: open, no task token, no outbox.
+	open := f.create(t, f.session("tt-open"))
+	cur, err = f.st.ClaimDelivery(ctx, open.SessionURI, f.Now())
+	wantConflict(t, "ClaimDelivery of an open session", cur, err, flow.StatusPending)
+	cur, err = f.st.MarkResumed(ctx, open.SessionURI, f.Now())
+	wantConflict(t, "MarkResumed of an open session", cur, err, flow.StatusPending)
+	noTask := f.create(t, f.session(""))
+	if _, err := f.st.Settle(ctx, noTask.SessionURI, []flow.Status{flow.StatusPending}, flow.StatusFailed, "r", flow.Outbox{Error: "r", Cause: "c"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err = f.st.ClaimDelivery(ctx, noTask.SessionURI, f.Now())
+	wantConflict(t, "ClaimDelivery without a task token", cur, err, flow.StatusFailed)
+	legacy := f.create(t, f.session("tt-legacy"))
+	f.transition(t, legacy.SessionURI, flow.StatusPending, flow.StatusFailed, "r")
+	cur, err = f.st.ClaimDelivery(ctx, legacy.SessionURI, f.Now())
+	wantConflict(t, "ClaimDelivery without an outbox", cur, err, flow.StatusFailed)
+
+	missing := "urn:ietf:params:oauth:request_uri:missing-delivery"
+	if _, err := f.st.ClaimDelivery(ctx, missing, f.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("ClaimDelivery: %v", err)
+	}
+	if _, err := f.st.ReleaseDelivery(ctx, missing, f.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("ReleaseDelivery: %v", err)
+	}
+	if _, err := f.st.MarkResumed(ctx, missing, f.Now()); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("MarkResumed: %v", err)
+	}
+}
+
+// testRaceClaimDelivery: of concurrent senders exactly one gets the claim.
+func testRaceClaimDelivery(t *testing.T, f *fixture) {
+	s, _ := f.settled(t, time.Time{})
+	const n = 8
+	var mu sync.Mutex
+	wins := 0
+	race(n, func(int) {
+		_, err := f.st.ClaimDelivery(context.Background(), s.SessionURI, f.Now())
+		if err == nil {
+			mu.Lock()
+			wins++
+			mu.Unlock()
+		} else if !errors.Is(err, flow.ErrConflict) {
+			t.Errorf("ClaimDelivery: %v", err)
+		}
+	})
+	if wins != 1 {
+		t.Fatalf("%d senders claimed the delivery, want 1", wins)
 	}
 }
