@@ -425,9 +425,11 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs aw
 		logs:        logs,
 		env:         map[string]string{contract.EnvSessionsTable: *cf.Table.TableName()},
 	})
-	// Only the conditional updates of the outbox (claim, release, resumedAt); the stream read
-	// is granted by the event source below (Table.grantStreamRead).
-	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:UpdateItem"}, *cf.Table.TableArn()))
+	// The conditional updates of the outbox (claim, release, resumedAt), and the read the
+	// store makes when a conditional write fails without returning the item (a record
+	// deleted by TTL meanwhile); the stream read is granted by the event source below
+	// (Table.grantStreamRead).
+	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
 	role.AddToPolicy(statement("TaskResponse", resumerTaskActions, a.stateMachine))
 
 	cf.ResumerDLQ = awssqs.NewQueue(s, jsii.String("ResumerDLQ"), &awssqs.QueueProps{

@@ -1054,7 +1054,7 @@ func TestResumer(t *testing.T) {
 
 	stmts := roleStatements(t, &main, "ResumerRole")
 	want := []string{
-		"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+		"dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:UpdateItem",
 		"logs:CreateLogStream", "logs:PutLogEvents",
 		"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage",
@@ -1069,8 +1069,10 @@ func TestResumer(t *testing.T) {
 			t.Errorf("%s on %v, want the state machine %s", a, got, smARN)
 		}
 	}
-	if got := resourcesOf(stmts, "dynamodb:UpdateItem"); len(got) != 1 || !strings.Contains(got[0], tableID) {
-		t.Errorf("UpdateItem on %v, want the table", got)
+	for _, a := range []string{"dynamodb:GetItem", "dynamodb:UpdateItem"} {
+		if got := resourcesOf(stmts, a); len(got) != 1 || !strings.Contains(got[0], tableID) {
+			t.Errorf("%s on %v, want the table", a, got)
+		}
 	}
 	if got := resourcesOf(stmts, "dynamodb:GetRecords"); len(got) != 1 || !strings.Contains(got[0], tableID+".StreamArn") {
 		t.Errorf("GetRecords on %v, want the table's stream", got)

@@ -440,16 +440,29 @@ func (c *Callback) completedLate(ctx context.Context, log *slog.Logger, s *Sessi
 		return nil
 	}
 	state, err := c.vaultState(ctx, s, UserRef{UserID: s.UserID})
-	if err != nil || state != VaultStored {
+	if err != nil {
+		// The completion may have landed: do not expire the session on a
+		// guess. (The workflow's own timeout still bounds the wait.)
+		log.WarnContext(ctx, "the vault could not be asked about an unsettled completion; not expiring it yet",
+			"error", AsFailure(err, contract.ErrAgentCoreUnavailable).Name)
+		return c.base(s, KindTryAgain)
+	}
+	if state != VaultStored {
 		return nil
 	}
 	log.WarnContext(ctx, "an unsettled completion took effect after all: the session's token is in the vault")
 	claim := c.deliveryClaim(s)
-	u, err := c.d.Store.Settle(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
-	if err != nil {
-		// Settled by another request meanwhile (or the store failed): let
-		// the caller answer from the record.
+	u, err := c.settle(ctx, s, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
+	switch {
+	case errors.Is(err, ErrConflict) && u != nil && u.Status == StatusCompleted:
+		return c.base(s, KindAlreadyConnected)
+	case errors.Is(err, ErrConflict):
+		// Settled otherwise by another request meanwhile: answer from it.
 		return nil
+	case err != nil:
+		// Never fall through to EXPIRED: the token is in the vault.
+		log.ErrorContext(ctx, "could not record a late completion", "error", safeErr(err))
+		return c.base(s, KindTryAgain)
 	}
 	out := c.base(s, KindAlreadyConnected)
 	out.WorkflowResumed = c.deliverInline(ctx, log, u, claim)
@@ -498,7 +511,7 @@ func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) 
 		err error
 	)
 	for delay := 50 * time.Millisecond; ; delay *= 2 {
-		u, err = c.d.Store.Settle(ctx, s.SessionURI, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
+		u, err = c.settle(ctx, s, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
 		if err == nil || errors.Is(err, ErrConflict) || ctx.Err() != nil || delay > 800*time.Millisecond {
 			break
 		}
@@ -525,6 +538,20 @@ func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) 
 	}
 	log.InfoContext(ctx, "authorization completed", "workflowResumed", out.WorkflowResumed)
 	return out
+}
+
+// settle is Store.Settle that recognises its own write: when the write
+// landed but its answer was lost, a retry (the SDK's or ours) conflicts,
+// yet the record holds this request's decision and delivery claim. That is
+// this request's success, so it still sends inline instead of leaving the
+// resumer to wait out its own lease.
+func (c *Callback) settle(ctx context.Context, s *Session, from []Status, to Status, reason string, out Outbox, claim time.Time) (*Session, error) {
+	u, err := c.d.Store.Settle(ctx, s.SessionURI, from, to, reason, out, claim)
+	if errors.Is(err, ErrConflict) && u != nil && u.Status == to && u.Outbox == out &&
+		!claim.IsZero() && u.DeliveryClaimedAt.Equal(claim.Truncate(time.Millisecond)) {
+		return u, nil
+	}
+	return u, err
 }
 
 // successOutbox is what a completed session's task is owed: the Result the
@@ -741,7 +768,7 @@ const causeBindingFailed = "too many wrong verification codes"
 // settled it first).
 func (c *Callback) finish(ctx context.Context, log *slog.Logger, s *Session, from []Status, to Status, name, cause string) *Session {
 	claim := c.deliveryClaim(s)
-	u, err := c.d.Store.Settle(ctx, s.SessionURI, from, to, name, Outbox{Error: name, Cause: cause}, claim)
+	u, err := c.settle(ctx, s, from, to, name, Outbox{Error: name, Cause: cause}, claim)
 	if err != nil {
 		if !errors.Is(err, ErrConflict) {
 			log.ErrorContext(ctx, "could not settle the session", "error", safeErr(err), "to", string(to))

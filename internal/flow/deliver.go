@@ -26,6 +26,9 @@ import (
 // inside DeliveryLease.
 const sendTimeout = 5 * time.Second
 
+// releaseTimeout bounds giving a delivery claim back after a failed send.
+const releaseTimeout = time.Second
+
 // ErrDeliveryBusy: another sender holds a live delivery claim and did not
 // settle it before the caller's context ended; try again later.
 var ErrDeliveryBusy = errors.New("delivery claimed by another sender")
@@ -101,7 +104,12 @@ func (d *Deliverer) send(ctx context.Context, log *slog.Logger, s *Session, clai
 	cancel()
 	if err != nil && !errors.Is(err, ErrTaskGone) {
 		log.WarnContext(ctx, "could not resume the workflow task; the outbox keeps it owed", "error", safeErr(err), "status", string(s.Status))
-		if _, rerr := d.Store.ReleaseDelivery(ctx, s.SessionURI, claim); rerr != nil && !errors.Is(rerr, ErrConflict) {
+		// Released even if the caller's budget ran out during the send:
+		// otherwise the claim blocks other senders for its whole lease.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		_, rerr := d.Store.ReleaseDelivery(rctx, s.SessionURI, claim)
+		rcancel()
+		if rerr != nil && !errors.Is(rerr, ErrConflict) {
 			log.WarnContext(ctx, "could not release the delivery claim; it ends with its lease", "error", safeErr(rerr))
 		}
 		return false, fmt.Errorf("resume task: %s", safeErr(err))

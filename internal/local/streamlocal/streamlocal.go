@@ -100,10 +100,11 @@ func (p *Poller) Dropped() int {
 func (p *Poller) run(ctx context.Context) {
 	defer close(p.done)
 	iters := map[string]*string{} // shard id -> next iterator (nil: closed)
+	last := map[string]string{}   // shard id -> last delivered sequence number
 	lastDescribe := time.Time{}
 	for ctx.Err() == nil {
 		if time.Since(lastDescribe) > time.Second || len(iters) == 0 {
-			p.discover(ctx, iters)
+			p.discover(ctx, iters, last)
 			lastDescribe = time.Now()
 		}
 		for id, it := range iters {
@@ -123,6 +124,7 @@ func (p *Poller) run(ctx context.Context) {
 			}
 			if len(out.Records) > 0 {
 				p.deliver(ctx, out.Records)
+				last[id] = aws.ToString(out.Records[len(out.Records)-1].Dynamodb.SequenceNumber)
 			}
 			iters[id] = out.NextShardIterator
 		}
@@ -133,8 +135,10 @@ func (p *Poller) run(ctx context.Context) {
 	}
 }
 
-// discover adds the stream's shards not tracked yet, from their oldest record.
-func (p *Poller) discover(ctx context.Context, iters map[string]*string) {
+// discover adds the stream's shards not tracked yet: from their oldest
+// record, or, for a shard whose iterator expired, after the last record
+// delivered from it (so nothing is handed over twice).
+func (p *Poller) discover(ctx context.Context, iters map[string]*string, last map[string]string) {
 	out, err := p.cfg.Streams.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(p.arn)})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -147,9 +151,13 @@ func (p *Poller) discover(ctx context.Context, iters map[string]*string) {
 		if _, known := iters[id]; known {
 			continue
 		}
-		it, err := p.cfg.Streams.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
+		in := &dynamodbstreams.GetShardIteratorInput{
 			StreamArn: aws.String(p.arn), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
-		})
+		}
+		if seq, ok := last[id]; ok && seq != "" {
+			in.ShardIteratorType, in.SequenceNumber = types.ShardIteratorTypeAfterSequenceNumber, aws.String(seq)
+		}
+		it, err := p.cfg.Streams.GetShardIterator(ctx, in)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.cfg.Log.Warn("streamlocal: GetShardIterator failed", "error", err.Error())

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RecordWrongCodeWritesOutbox", testRecordWrongCodeOutbox},
 		{"DeliveryClaimAndResume", testDelivery},
 		{"RaceClaimDelivery", testRaceClaimDelivery},
+		{"DeliveryLeaseSubMillisecond", testDeliveryLeaseSubMillisecond},
 	} {
 		t.Run(g.name, func(t *testing.T) {
 			f := &fixture{base: time.Now().UTC().Truncate(time.Second).Add(123 * time.Millisecond)}
@@ -1288,5 +1289,30 @@ func testRaceClaimDelivery(t *testing.T, f *fixture) {
 	})
 	if wins != 1 {
 		t.Fatalf("%d senders claimed the delivery, want 1", wins)
+	}
+}
+
+// testDeliveryLeaseSubMillisecond: the delivery lease agrees at sub-millisecond
+// times, and the owner releases with its untruncated claim time.
+func testDeliveryLeaseSubMillisecond(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	claim := f.base.Add(700 * time.Microsecond) // a sub-millisecond claim, as a real clock gives
+	s, _ := f.settled(t, claim)
+	if !s.DeliveryClaimedAt.Equal(claim.Truncate(time.Millisecond)) {
+		t.Fatalf("stored claim %v", s.DeliveryClaimedAt)
+	}
+	stored := claim.Truncate(time.Millisecond)
+	// exactly the lease after the stored claim: live; 1ns / 0.5ms later: stale
+	if cur, err := f.st.ClaimDelivery(ctx, s.SessionURI, stored.Add(flow.DeliveryLease)); !errors.Is(err, flow.ErrConflict) {
+		t.Fatalf("at lease: %+v %v", cur, err)
+	}
+	now := stored.Add(flow.DeliveryLease + time.Nanosecond)
+	got, err := f.st.ClaimDelivery(ctx, s.SessionURI, now)
+	if err != nil || !got.DeliveryClaimedAt.Equal(now.Truncate(time.Millisecond)) {
+		t.Fatalf("lease+1ns: %+v %v", got, err)
+	}
+	// the owner releases with its untruncated claim time
+	if _, err := f.st.ReleaseDelivery(ctx, s.SessionURI, now); err != nil {
+		t.Fatalf("release with the untruncated claim: %v", err)
 	}
 }
