@@ -26,6 +26,9 @@ type memStore struct {
 	tasks    map[string]string
 	failNext error // returned once by the next call
 	down     error // returned by every call while set
+	// hangSettle makes Settle wait for its context to end (a table that
+	// does not answer).
+	hangSettle bool
 }
 
 func newMemStore(now func() time.Time) *memStore {
@@ -164,6 +167,13 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 }
 
 func (m *memStore) Settle(ctx context.Context, uri string, from []flow.Status, to flow.Status, reason string, out flow.Outbox, claim time.Time) (*flow.Session, error) {
+	m.mu.Lock()
+	hang := m.hangSettle
+	m.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if !to.Terminal() {
 		return nil, flow.ErrIllegalTransition
 	}
@@ -413,7 +423,10 @@ func (r *fakeResumer) send(res taskResult) error {
 	return nil
 }
 
-func (r *fakeResumer) Succeed(_ context.Context, tt string, out any) error {
+func (r *fakeResumer) Succeed(ctx context.Context, tt string, out any) error {
+	if err := ctx.Err(); err != nil {
+		return err // as the SDK does with a spent context
+	}
 	b, _ := json.Marshal(out)
 	return r.send(taskResult{Token: tt, OK: true, Output: b})
 }

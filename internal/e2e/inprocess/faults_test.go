@@ -534,6 +534,21 @@ func TestFaultsDynamoDBCallback(t *testing.T) {
 			},
 		},
 		{
+			// The decision's write fails: no outbox, so the callback sends
+			// inline itself; the session stays COMPLETING until it is next
+			// seen (here after its expiry), then it is recorded COMPLETED.
+			name: "after the claim: COMPLETED write 500 on every try",
+			op:   opUpdateItem, match: isCompletedWrite, n: 1000, mode: dbInternalError,
+			first: "200 ok: Connected",
+			then:  resumedInlineThenSettledLater,
+		},
+		{
+			name: "after the claim: COMPLETED write hangs",
+			op:   opUpdateItem, match: isCompletedWrite, n: 1000, mode: dbHang,
+			first: "200 ok: Connected",
+			then:  resumedInlineThenSettledLater,
+		},
+		{
 			// Both the write and the inline send fail: the task waits
 			// until the session is next seen (after the claim's lease or
 			// its expiry), which records it COMPLETED with its outbox.
@@ -594,6 +609,22 @@ func TestFaultsDynamoDBCallback(t *testing.T) {
 func retryConnects(f *fixture, a authorization) {
 	f.t.Helper()
 	f.expectPage("retry", f.page("POST", a, codeForm(a)), "200 ok: Connected")
+}
+
+// resumedInlineThenSettledLater: the task was resumed inline, outside the
+// outbox; the record stays COMPLETING until the session is next seen after
+// its expiry, which finds the token in the vault and records COMPLETED
+// (its outbox's send is refused as the task is closed: delivered).
+func resumedInlineThenSettledLater(f *fixture, a authorization) {
+	f.t.Helper()
+	if r := f.waitTask(a.taskToken); r.Status != sfnlocal.StatusSucceeded {
+		f.t.Fatalf("task %+v, want resumed inline", r)
+	}
+	if rec := f.record(a); rec.Status != flow.StatusCompleting {
+		f.t.Fatalf("record %s, want COMPLETING", rec.Status)
+	}
+	f.s.Advance(contract.SessionValidity + flow.ClaimLease)
+	f.expectPage("GET after the expiry", f.page("GET", a, ""), "200 ok: Already connected")
 }
 
 // The session's first write at initiate (TransactWriteItems: the session
