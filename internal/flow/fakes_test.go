@@ -207,7 +207,10 @@ func (m *memStore) ClaimDelivery(_ context.Context, uri string, now time.Time) (
 	})
 }
 
-func (m *memStore) ReleaseDelivery(_ context.Context, uri string, claimedAt time.Time) (*flow.Session, error) {
+func (m *memStore) ReleaseDelivery(ctx context.Context, uri string, claimedAt time.Time) (*flow.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // as the SDK does with a spent context
+	}
 	return m.update(uri, func(s *flow.Session) bool {
 		if !s.ResumedAt.IsZero() || s.DeliveryClaimedAt.IsZero() || !s.DeliveryClaimedAt.Equal(claimedAt.Truncate(time.Millisecond)) {
 			return false
@@ -399,6 +402,9 @@ type fakeResumer struct {
 	failN   int
 	closed  map[string]bool
 	gone    int
+	// hang makes every call wait for its context to end (Step Functions
+	// throttling until the SDK's retries run out of time).
+	hang bool
 }
 
 func (r *fakeResumer) send(res taskResult) error {
@@ -424,6 +430,12 @@ func (r *fakeResumer) send(res taskResult) error {
 }
 
 func (r *fakeResumer) Succeed(ctx context.Context, tt string, out any) error {
+	r.mu.Lock()
+	hang := r.hang
+	r.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+	}
 	if err := ctx.Err(); err != nil {
 		return err // as the SDK does with a spent context
 	}

@@ -252,3 +252,27 @@ func TestOutboxCompletedWriteAndSendFailResumedWhenSettled(t *testing.T) {
 	e.deliver(t, p.SessionID)
 	wantTask(t, e, true, "")
 }
+
+// The inline send takes all the time its context allows (Step Functions
+// throttles until the SDK's retries run out of time): the callback still
+// releases its delivery claim, so the resumer delivers at once instead of
+// waiting out the lease. (Found by the e2e fault matrix: the release used
+// to run with the spent context and fail.)
+func TestOutboxInlineSendOutOfTimeReleasesTheClaim(t *testing.T) {
+	e := newEnv(t, flow.BindingCode)
+	p, confirm := confirmWithCode(t, e)
+	e.resumer.mu.Lock()
+	e.resumer.hang = true
+	e.resumer.mu.Unlock()
+	if o := confirm(); o.Kind != flow.KindConnected || o.WorkflowResumed {
+		t.Fatalf("outcome %+v", o)
+	}
+	if s := e.session(p.SessionID); s.Status != flow.StatusCompleted || !s.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("status %s, delivery claimed at %v: the claim was not released", s.Status, s.DeliveryClaimedAt)
+	}
+	e.resumer.mu.Lock()
+	e.resumer.hang = false
+	e.resumer.mu.Unlock()
+	e.deliver(t, p.SessionID)
+	wantTask(t, e, true, "")
+}
