@@ -67,10 +67,6 @@ const (
 	dbLost
 )
 
-func (m dbMode) String() string {
-	return [...]string{"500 InternalServerError", "connection cut", "hang", "applied, answer lost"}[m]
-}
-
 // DynamoDB operations as their X-Amz-Target names them.
 const (
 	opGetItem            = "DynamoDB_20120810.GetItem"
@@ -587,7 +583,7 @@ func TestFaultsDynamoDBCallback(t *testing.T) {
 			}
 			f.expectPage("confirmation", f.page("POST", a, codeForm(a)), tc.first)
 			if p.count(tc.op) == 0 {
-				t.Fatalf("no %s failed", tc.op)
+				t.Fatalf("no %s failed (mode %d): the row tested nothing", tc.op, tc.mode)
 			}
 			p.clear()
 			if tc.first != "200 ok: Connected" {
