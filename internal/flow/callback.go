@@ -118,6 +118,9 @@ const (
 	// released as if throttled: the user retries).
 	deadlineMargin    = 300 * time.Millisecond
 	minCompleteBudget = 500 * time.Millisecond
+	// sendReserve is the part of settleTimeout the COMPLETED write's
+	// tries leave to the inline SendTaskSuccess that follows it.
+	sendReserve = time.Second
 )
 
 // errNoTime: the request has too little time left to call Complete and
@@ -510,13 +513,22 @@ func (c *Callback) completed(ctx context.Context, log *slog.Logger, s *Session) 
 		u   *Session
 		err error
 	)
+	// The write's tries end sendReserve before ctx does: when they all
+	// fail, the send below is the only one (no outbox exists), and it must
+	// not start with a spent context.
+	wctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, d.Add(-sendReserve))
+		defer cancel()
+	}
 	for delay := 50 * time.Millisecond; ; delay *= 2 {
-		u, err = c.settle(ctx, s, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
-		if err == nil || errors.Is(err, ErrConflict) || ctx.Err() != nil || delay > 800*time.Millisecond {
+		u, err = c.settle(wctx, s, []Status{StatusCompleting}, StatusCompleted, "", successOutbox(s), claim)
+		if err == nil || errors.Is(err, ErrConflict) || wctx.Err() != nil || delay > 800*time.Millisecond {
 			break
 		}
 		select {
-		case <-ctx.Done():
+		case <-wctx.Done():
 		case <-time.After(delay):
 		}
 	}

@@ -26,8 +26,14 @@ import (
 // inside DeliveryLease.
 const sendTimeout = 5 * time.Second
 
-// releaseTimeout bounds giving a delivery claim back after a failed send.
+// releaseTimeout bounds giving a delivery claim back after a failed send
+// (under a fresh budget when the caller's ran out).
 const releaseTimeout = time.Second
+
+// recordReserve is kept free of a send's time, when the caller's context
+// leaves enough, for recording its result: ReleaseDelivery (so the next
+// sender need not wait out the lease) or MarkResumed.
+const recordReserve = 500 * time.Millisecond
 
 // ErrDeliveryBusy: another sender holds a live delivery claim and did not
 // settle it before the caller's context ended; try again later.
@@ -94,7 +100,11 @@ func (d *Deliverer) Deliver(ctx context.Context, sessionURI string) error {
 // next sender need not wait for the lease). It reports whether this send
 // resumed the task; an error means the outbox is still owed.
 func (d *Deliverer) send(ctx context.Context, log *slog.Logger, s *Session, claim time.Time) (bool, error) {
-	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	end := time.Now().Add(sendTimeout)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 2*recordReserve && dl.Add(-recordReserve).Before(end) {
+		end = dl.Add(-recordReserve)
+	}
+	sctx, cancel := context.WithDeadline(ctx, end)
 	var err error
 	if s.Outbox.Output != "" {
 		err = d.Resumer.Succeed(sctx, s.TaskToken, json.RawMessage(s.Outbox.Output))

@@ -26,6 +26,9 @@ type memStore struct {
 	tasks    map[string]string
 	failNext error // returned once by the next call
 	down     error // returned by every call while set
+	// hangSettle makes Settle wait for its context to end (a table that
+	// does not answer).
+	hangSettle bool
 }
 
 func newMemStore(now func() time.Time) *memStore {
@@ -164,6 +167,13 @@ func (m *memStore) Transition(_ context.Context, uri string, from []flow.Status,
 }
 
 func (m *memStore) Settle(ctx context.Context, uri string, from []flow.Status, to flow.Status, reason string, out flow.Outbox, claim time.Time) (*flow.Session, error) {
+	m.mu.Lock()
+	hang := m.hangSettle
+	m.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if !to.Terminal() {
 		return nil, flow.ErrIllegalTransition
 	}
@@ -197,7 +207,10 @@ func (m *memStore) ClaimDelivery(_ context.Context, uri string, now time.Time) (
 	})
 }
 
-func (m *memStore) ReleaseDelivery(_ context.Context, uri string, claimedAt time.Time) (*flow.Session, error) {
+func (m *memStore) ReleaseDelivery(ctx context.Context, uri string, claimedAt time.Time) (*flow.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // as the SDK does with a spent context
+	}
 	return m.update(uri, func(s *flow.Session) bool {
 		if !s.ResumedAt.IsZero() || s.DeliveryClaimedAt.IsZero() || !s.DeliveryClaimedAt.Equal(claimedAt.Truncate(time.Millisecond)) {
 			return false
@@ -389,6 +402,9 @@ type fakeResumer struct {
 	failN   int
 	closed  map[string]bool
 	gone    int
+	// hang makes every call wait for its context to end (Step Functions
+	// throttling until the SDK's retries run out of time).
+	hang bool
 }
 
 func (r *fakeResumer) send(res taskResult) error {
@@ -413,7 +429,16 @@ func (r *fakeResumer) send(res taskResult) error {
 	return nil
 }
 
-func (r *fakeResumer) Succeed(_ context.Context, tt string, out any) error {
+func (r *fakeResumer) Succeed(ctx context.Context, tt string, out any) error {
+	r.mu.Lock()
+	hang := r.hang
+	r.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+	}
+	if err := ctx.Err(); err != nil {
+		return err // as the SDK does with a spent context
+	}
 	b, _ := json.Marshal(out)
 	return r.send(taskResult{Token: tt, OK: true, Output: b})
 }

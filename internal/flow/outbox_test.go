@@ -186,6 +186,32 @@ func TestOutboxCompletedWriteFailsInlineSendResumes(t *testing.T) {
 	}
 }
 
+// The COMPLETED write hangs until the settle budget would end: its tries
+// leave the inline send time of its own, so the task is still resumed.
+// (Found by the e2e fault matrix: the send used to start with the spent
+// context and fail, leaving the task waiting although the user saw
+// "Connected" and the token was in the vault.)
+func TestOutboxCompletedWriteHangsInlineSendResumes(t *testing.T) {
+	e := newEnv(t, flow.BindingCode)
+	p, confirm := confirmWithCode(t, e)
+	e.id.completeFn = func(int) error {
+		e.store.mu.Lock()
+		e.store.hangSettle = true
+		e.store.mu.Unlock()
+		return nil
+	}
+	if o := confirm(); o.Kind != flow.KindConnected || !o.WorkflowResumed {
+		t.Fatalf("outcome %+v", o)
+	}
+	wantTask(t, e, true, "")
+	e.store.mu.Lock()
+	e.store.hangSettle = false
+	e.store.mu.Unlock()
+	if s := e.session(p.SessionID); s.Status != flow.StatusCompleting {
+		t.Fatalf("status %s", s.Status)
+	}
+}
+
 // The COMPLETED write and the inline send both fail: the session stays
 // COMPLETING under its claim. It is resumed when it is next settled: a
 // retry after the claim's lease (or the expiry check) finds the token in
@@ -223,6 +249,30 @@ func TestOutboxCompletedWriteAndSendFailResumedWhenSettled(t *testing.T) {
 	if o.Kind != flow.KindConnected && o.Kind != flow.KindAlreadyConnected {
 		t.Fatalf("retry outcome %+v", o)
 	}
+	e.deliver(t, p.SessionID)
+	wantTask(t, e, true, "")
+}
+
+// The inline send takes all the time its context allows (Step Functions
+// throttles until the SDK's retries run out of time): the callback still
+// releases its delivery claim, so the resumer delivers at once instead of
+// waiting out the lease. (Found by the e2e fault matrix: the release used
+// to run with the spent context and fail.)
+func TestOutboxInlineSendOutOfTimeReleasesTheClaim(t *testing.T) {
+	e := newEnv(t, flow.BindingCode)
+	p, confirm := confirmWithCode(t, e)
+	e.resumer.mu.Lock()
+	e.resumer.hang = true
+	e.resumer.mu.Unlock()
+	if o := confirm(); o.Kind != flow.KindConnected || o.WorkflowResumed {
+		t.Fatalf("outcome %+v", o)
+	}
+	if s := e.session(p.SessionID); s.Status != flow.StatusCompleted || !s.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("status %s, delivery claimed at %v: the claim was not released", s.Status, s.DeliveryClaimedAt)
+	}
+	e.resumer.mu.Lock()
+	e.resumer.hang = false
+	e.resumer.mu.Unlock()
 	e.deliver(t, p.SessionID)
 	wantTask(t, e, true, "")
 }

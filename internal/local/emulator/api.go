@@ -141,6 +141,19 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(&apiError{status: 404, typ: "UnknownOperationException", msg: "Unknown operation " + r.Method + " " + r.URL.Path})
 		return
 	}
+	// The body is read before any fault applies: only once it is read does
+	// net/http watch the connection and end r.Context() when the caller
+	// gives up, which Delay relies on.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(&apiError{status: 413, typ: "ValidationException", reason: "CannotParse", msg: "Request body too large"})
+			return
+		}
+		fail(&apiError{status: 400, typ: "ValidationException", reason: "CannotParse", msg: "Could not read request body"})
+		return
+	}
 	drop := false
 	if f, ok := s.takeFault(route.op); ok {
 		switch f.Kind {
@@ -167,16 +180,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(&apiError{status: 413, typ: "ValidationException", reason: "CannotParse", msg: "Request body too large"})
-			return
-		}
-		fail(&apiError{status: 400, typ: "ValidationException", reason: "CannotParse", msg: "Could not read request body"})
-		return
 	}
 	fields, err := validateInput(route.input, body)
 	if err != nil {

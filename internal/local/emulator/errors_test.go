@@ -490,3 +490,35 @@ func TestAmbiguousFaults(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A Delay fault whose caller gives up first: the call never takes effect
+// (unlike Slow). Seen as a CompleteResourceTokenAuth that completed after
+// its caller had timed out, because the server only notices a closed
+// connection once the request body is read.
+func TestDelayAbandonedByCallerHasNoEffect(t *testing.T) {
+	e := newEnv(t)
+	wat := e.userToken(t, "alice")
+	flow := e.startFlow(t, wat, []string{"r"}, nil)
+	consent(t, aws.ToString(flow.AuthorizationUrl), "allow")
+	e.srv.InjectFault(OpCompleteResourceTokenAuth, 1, Delay(300*time.Millisecond))
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, err := e.client.CompleteResourceTokenAuth(cctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
+		SessionUri: flow.SessionUri, UserIdentifier: &types.UserIdentifierMemberUserId{Value: "alice"}})
+	cancel()
+	if err == nil {
+		t.Fatal("Complete answered before its delay")
+	}
+	time.Sleep(500 * time.Millisecond)
+	out, err := e.getToken(wat, []string{"r"}, flow.SessionUri, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.AccessToken) != "" {
+		t.Fatal("the abandoned Complete took effect")
+	}
+	// The session still waits: a Complete now succeeds.
+	if _, err := e.client.CompleteResourceTokenAuth(ctx, &bedrockagentcore.CompleteResourceTokenAuthInput{
+		SessionUri: flow.SessionUri, UserIdentifier: &types.UserIdentifierMemberUserId{Value: "alice"}}); err != nil {
+		t.Fatalf("Complete after the abandoned one: %v", err)
+	}
+}

@@ -72,6 +72,13 @@ type Options struct {
 	// CompleteTimeout shortens the callback's CompleteResourceTokenAuth
 	// budget (fault tests; zero: the production default).
 	CompleteTimeout time.Duration
+	// DynamoDBEndpoint, when set, is the URL the functions' DynamoDB client
+	// (Clients.DynamoDB, and AWS_ENDPOINT_URL_DYNAMODB in Env) uses instead
+	// of the instance's own endpoint: a proxy in front of it, e.g. one that
+	// injects faults (fault tests). The table is created through it; the
+	// stream poller's client (Clients.Streams) stays on the instance.
+	// Empty: the instance's endpoint.
+	DynamoDBEndpoint string
 }
 
 // Stack is a running local system.
@@ -204,7 +211,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	s.Clients = s.clients()
+	s.Clients = s.clients(o.DynamoDBEndpoint)
 	// DynamoDB Local keeps one database per access key and region: create
 	// the table with the credentials the functions use.
 	if err := state.EnsureTable(ctx, s.Clients.DynamoDB, s.Table); err != nil {
@@ -216,7 +223,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"AWS_ACCESS_KEY_ID":                  "AKIALOCALEXAMPLE",
 		"AWS_SECRET_ACCESS_KEY":              "local-secret-not-used",
 		"AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": s.EmulatorURL,
-		"AWS_ENDPOINT_URL_DYNAMODB":          s.DynamoDB.Endpoint(),
+		"AWS_ENDPOINT_URL_DYNAMODB":          dynamoEndpoint(s.DynamoDB, o.DynamoDBEndpoint),
 		"AWS_ENDPOINT_URL_SFN":               s.SFNURL,
 		"AWS_ENDPOINT_URL_EVENTBRIDGE":       s.EventsURL,
 		contract.EnvSessionsTable:            s.Table,
@@ -283,7 +290,16 @@ func (s *Stack) serve(h http.Handler, ln net.Listener) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-func (s *Stack) clients() Clients {
+// dynamoEndpoint is the functions' DynamoDB endpoint: override, or the
+// instance's own.
+func dynamoEndpoint(db *dynamolocal.Instance, override string) string {
+	if override != "" {
+		return override
+	}
+	return db.Endpoint()
+}
+
+func (s *Stack) clients(dynamoOverride string) Clients {
 	cfg := aws.Config{
 		Region:      Region,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
@@ -291,10 +307,12 @@ func (s *Stack) clients() Clients {
 	}
 	return Clients{
 		AgentCore: bedrockagentcore.NewFromConfig(cfg, func(o *bedrockagentcore.Options) { o.BaseEndpoint = aws.String(s.EmulatorURL) }),
-		DynamoDB:  dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
-		SFN:       sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.BaseEndpoint = aws.String(s.SFNURL) }),
-		Events:    eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(s.EventsURL) }),
-		Streams:   dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
+		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+			o.BaseEndpoint = aws.String(dynamoEndpoint(s.DynamoDB, dynamoOverride))
+		}),
+		SFN:     sfn.NewFromConfig(cfg, func(o *sfn.Options) { o.BaseEndpoint = aws.String(s.SFNURL) }),
+		Events:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(s.EventsURL) }),
+		Streams: dynamodbstreams.NewFromConfig(cfg, func(o *dynamodbstreams.Options) { o.BaseEndpoint = aws.String(s.DynamoDB.Endpoint()) }),
 	}
 }
 
