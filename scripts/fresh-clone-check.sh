@@ -33,7 +33,15 @@ if [[ $hide == yes ]]; then
   for f in /usr/bin/*; do
     [[ "$(basename "$f")" == chromium ]] || ln -s "$f" "$work/usr-bin/"
   done
-  PATH="$(echo "$PATH" | sed "s#\(^\|:\)/usr/bin\(:\|$\)#\1$work/usr-bin\2#")"
+  # Every PATH entry that is /usr/bin (also through a link such as /bin on a
+  # merged-/usr system) becomes the copy without chromium.
+  newpath=""
+  IFS=: read -ra dirs <<<"$PATH"
+  for d in "${dirs[@]}"; do
+    [[ "$(readlink -f "$d" 2>/dev/null)" == /usr/bin ]] && d="$work/usr-bin"
+    newpath="${newpath:+$newpath:}$d"
+  done
+  PATH="$newpath"
   command -v chromium >/dev/null 2>&1 && { echo "fresh-clone-check: chromium still on PATH" >&2; exit 1; }
 fi
 cd "$work/consentflow"
