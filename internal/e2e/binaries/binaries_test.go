@@ -1256,17 +1256,19 @@ func TestMisconfigurationFailsInit(t *testing.T) {
 
 // BenchmarkColdStart reports, as ns/op, the time from starting the amd64
 // bootstrap to its first response (a real invocation against the local
-// stack: initiate-sync.json, and callback-get.json for a session the store
-// does not know), and as ready-ns/op the time from the start to its first
-// GET next (init done). The process is stopped after each start.
+// stack: initiate-sync.json, and callback-get.json and resumer-stream.json
+// for a session the store does not know), and as ready-ns/op the time from
+// the start to its first GET next (init done). The process is stopped after
+// each start.
 func BenchmarkColdStart(b *testing.B) {
 	s := startStack(b)
 	env := envList(s.Env, nil, nil)
 	payloads := map[string][]byte{
 		fnInitiate: sample(b, "initiate-sync.json"),
 		fnCallback: sample(b, "callback-get.json"),
+		fnResumer:  sample(b, "resumer-stream.json"),
 	}
-	for _, fn := range []string{fnInitiate, fnCallback} {
+	for _, fn := range []string{fnInitiate, fnCallback, fnResumer} {
 		b.Run(fn+"/amd64", func(b *testing.B) {
 			path, size := bootstrap(b, fn, "amd64")
 			var total, ready time.Duration
@@ -1318,8 +1320,9 @@ func BenchmarkInvocationCPU(b *testing.B) {
 	payloads := map[string][]byte{
 		fnInitiate: sample(b, "initiate-sync.json"),
 		fnCallback: sample(b, "callback-get.json"),
+		fnResumer:  sample(b, "resumer-stream.json"),
 	}
-	for _, fn := range []string{fnInitiate, fnCallback} {
+	for _, fn := range []string{fnInitiate, fnCallback, fnResumer} {
 		for _, procs := range []string{"default", "1"} {
 			b.Run(fn+"/amd64/GOMAXPROCS="+procs, func(b *testing.B) {
 				var set map[string]string
