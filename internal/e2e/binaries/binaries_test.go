@@ -31,6 +31,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
@@ -38,12 +41,16 @@ import (
 	"github.com/consentflow/consentflow/internal/local/eventslocal"
 	"github.com/consentflow/consentflow/internal/local/runner"
 	"github.com/consentflow/consentflow/internal/local/sfnlocal"
+	"github.com/consentflow/consentflow/internal/local/streamlocal"
+	"github.com/consentflow/consentflow/internal/resume"
+	"github.com/consentflow/consentflow/internal/state"
 	"github.com/consentflow/consentflow/internal/testenv/lambdaruntime"
 )
 
 const (
 	fnInitiate = "initiate"
 	fnCallback = "callback"
+	fnResumer  = "resumer"
 
 	// unregisteredProvider is a provider the emulator does not know.
 	unregisteredProvider = "not-registered"
@@ -177,17 +184,23 @@ func wrapper(t testing.TB, arch string) []string {
 // ---------------------------------------------------------------------------
 // The local system and the functions
 
-func startStack(t testing.TB) *runner.Stack {
+// startStack starts the local stack on the shared DynamoDB Local, in a
+// table of the test's own; configure, if any, adjusts its options.
+func startStack(t testing.TB, configure ...func(*runner.Options)) *runner.Stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := runner.Start(ctx, runner.Options{
+	o := runner.Options{
 		// initiate-callback.json asks for google-calendar, initiate-sync.json for github.
 		Providers: []string{"github", "google-calendar"},
 		Binding:   "code",
 		DynamoDB:  dynamotest.Shared(t),
 		Table:     dynamotest.TableName(t),
-	})
+	}
+	for _, c := range configure {
+		c(&o)
+	}
+	s, err := runner.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,6 +501,11 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 		if f.runtimeErrorEcho(raw) {
 			continue
 		}
+		if missingCRC32Warning.MatchString(raw) {
+			t.Logf("%s (linux/%s) output line %d: the SDK's plain-text warning about DynamoDB Local's missing x-amz-crc32 (aws/aws-sdk-go-v2#3545)",
+				f.name, f.arch, n)
+			continue
+		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(raw), &m); err != nil {
 			// Not printed: it could hold anything.
@@ -536,6 +554,15 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 	}
 	return lines
 }
+
+// missingCRC32Warning is the one line the AWS SDK's own logger (plain text,
+// stderr) writes here: DynamoDB Local answers errors (a failed conditional
+// write, as the resumer's delivery claim on a delivered session) without an
+// x-amz-crc32 header, and the SDK's DynamoDB client then checks the body
+// against a checksum of 0 (aws/aws-sdk-go-v2#3545, open). The expected
+// checksum 0 is what marks the missing header; any other SDK line fails.
+var missingCRC32Warning = regexp.MustCompile(`^SDK \d{4}/\d\d/\d\d \d\d:\d\d:\d\d WARN failed to close HTTP response body, ` +
+	`this may affect connection reuse: response did not match expected checksum, 0, \d+$`)
 
 // runtimeErrorEcho reports whether line is aws-lambda-go's own echo of an
 // error payload f posted on the error route: reportFailure logs it through
@@ -847,6 +874,324 @@ func vaultToken(t testing.TB, s *runner.Stack, in flow.Input) string {
 	return aws.ToString(tok.AccessToken)
 }
 
+// ---------------------------------------------------------------------------
+// The resumer: records of the table's real stream
+
+// streamRecords returns every record of s's table stream so far, converted
+// (streamlocal.Record) to the event records Lambda hands the resumer, with
+// the fields the event source mapping adds (eventSourceARN,
+// ApproximateCreationDateTime).
+func streamRecords(t testing.TB, s *runner.Stack) []events.DynamoDBEventRecord {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tbl, err := s.Clients.DynamoDB.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.Table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := tbl.Table.LatestStreamArn
+	desc, err := s.Clients.Streams.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: arn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.DynamoDBEventRecord
+	for _, sh := range desc.StreamDescription.Shards {
+		it, err := s.Clients.Streams.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
+			StreamArn: arn, ShardId: sh.ShardId, ShardIteratorType: streamtypes.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for next := it.ShardIterator; next != nil; {
+			page, err := s.Clients.Streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Records {
+				er := streamlocal.Record(r)
+				er.EventSourceArn = aws.ToString(arn)
+				if r.Dynamodb != nil && r.Dynamodb.ApproximateCreationDateTime != nil {
+					er.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: *r.Dynamodb.ApproximateCreationDateTime}
+				}
+				out = append(out, er)
+			}
+			if len(page.Records) == 0 {
+				break // caught up with an open shard
+			}
+			next = page.NextShardIterator
+		}
+	}
+	return out
+}
+
+// sessionRecord is one stream record of a session and its new image.
+type sessionRecord struct {
+	rec     events.DynamoDBEventRecord
+	session *flow.Session
+}
+
+// waitSessionRecords polls the stream until the records of sessionURI
+// (in stream order) satisfy done, and returns them.
+func waitSessionRecords(t testing.TB, s *runner.Stack, sessionURI string, what string, done func([]sessionRecord) bool) []sessionRecord {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var recs []sessionRecord
+		for _, r := range streamRecords(t, s) {
+			if r.Change.NewImage == nil {
+				continue
+			}
+			if ss, err := resume.Session(r.Change.NewImage); err == nil && ss.SessionURI == sessionURI {
+				recs = append(recs, sessionRecord{r, ss})
+			}
+		}
+		if done(recs) {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the table's stream never showed %s (%d records of the session)", what, len(recs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// streamEvent is the DynamoDB stream event of recs, as Lambda sends it.
+func streamEvent(t testing.TB, recs ...sessionRecord) []byte {
+	t.Helper()
+	ev := events.DynamoDBEvent{}
+	for _, r := range recs {
+		ev.Records = append(ev.Records, r.rec)
+	}
+	return mustJSON(t, ev)
+}
+
+// batchFailures decodes the resumer's answer: the sequence numbers of the
+// batch item failures.
+func batchFailures(t testing.TB, what string, r lambdaruntime.Response) []string {
+	t.Helper()
+	if r.Error != nil {
+		t.Fatalf("%s: resumer reported an error: %+v", what, r.Error)
+	}
+	var resp events.DynamoDBEventResponse
+	if err := json.Unmarshal(r.Payload, &resp); err != nil {
+		t.Fatalf("%s: resumer response is not a DynamoDBEventResponse: %v: %.300s", what, err, r.Payload)
+	}
+	var seqs []string
+	for _, f := range resp.BatchItemFailures {
+		seqs = append(seqs, f.ItemIdentifier)
+	}
+	return seqs
+}
+
+// TestResumer runs the resumer's bootstrap, for each arch, on records taken
+// from the table's real stream on DynamoDB Local: a session settled
+// COMPLETED whose inline SendTaskSuccess Step Functions refused (so the
+// outbox is owed), the same batch again, a record of the session before it
+// settled (no outbox), a record after it was resumed, the events/ sample,
+// and a payload that is not an event. The stack runs without its stream
+// poller, so the binary is the only resumer.
+func TestResumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the bootstrap binaries")
+	}
+	for _, arch := range arches {
+		t.Run(arch, func(t *testing.T) { testResumer(t, arch) })
+	}
+}
+
+func testResumer(t *testing.T, arch string) {
+	wrapper(t, arch) // skip or fail before building
+	s := startStack(t, func(o *runner.Options) { o.NoStreamPoller = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sfnCalls := func() int { return s.SFN.Calls()["SendTaskSuccess"] + s.SFN.Calls()["SendTaskFailure"] }
+	results := func(tok string) []sfnlocal.Result {
+		var rs []sfnlocal.Result
+		for _, r := range s.SFN.Results() {
+			if r.Token == tok {
+				rs = append(rs, r)
+			}
+		}
+		return rs
+	}
+	store := state.New(s.Clients.DynamoDB, s.Table)
+
+	// 1. A real settled session whose inline delivery did not happen: the
+	// stack's own (in-process) initiate and callback, the user's consent
+	// at the emulator, and Step Functions refusing the callback's inline
+	// SendTaskSuccess with an error the SDK does not retry.
+	taskToken := s.SFN.NewTask(sfnlocal.WithTimeout(5 * time.Minute))
+	res, err := s.Initiate(ctx, withField(t, sample(t, "initiate-callback.json"), "taskToken", taskToken))
+	if err != nil {
+		t.Fatalf("initiate: %v", err)
+	}
+	ev, err := s.Events.WaitFor(ctx, eventslocal.Match{DetailType: "AuthorizationRequired"})
+	if err != nil {
+		t.Fatalf("no AuthorizationRequired event: %v", err)
+	}
+	var ar flow.AuthorizationRequired
+	if err := json.Unmarshal(ev.Detail, &ar); err != nil {
+		t.Fatal(err)
+	}
+	cbURL := consent(t, s, ar.AuthorizationURL)
+	sessionURI := cbURL.Query().Get("session_id")
+	s.SFN.InjectError("SendTaskSuccess", "KmsThrottlingException", http.StatusBadRequest, "Rate exceeded (KMS)")
+	resp, err := http.PostForm(cbURL.String(), url.Values{"code": {ar.VerificationCode}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if o := outcomeOf(string(body)); resp.StatusCode != http.StatusOK || o != "ok: Connected" {
+		t.Fatalf("callback POST: %d %s", resp.StatusCode, o)
+	}
+	if n := sfnCalls(); n != 1 {
+		t.Fatalf("%d SendTask* calls after the callback, want the 1 refused inline attempt", n)
+	}
+	if _, closed, _ := s.SFN.Lookup(taskToken); closed {
+		t.Fatal("the task was resumed inline despite the refusal")
+	}
+	rec, err := store.Get(ctx, sessionURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status != flow.StatusCompleted || rec.Outbox.Output == "" || !rec.ResumedAt.IsZero() || !rec.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("record after the refused inline send: status %s, outbox %v, resumedAt %v, claim %v",
+			rec.Status, !rec.Outbox.Empty(), rec.ResumedAt, rec.DeliveryClaimedAt)
+	}
+
+	// 2. The session's records on the stream: from the initiate (no outbox
+	// yet) to the released delivery claim (due).
+	recs := waitSessionRecords(t, s, sessionURI, "the released delivery claim", func(rs []sessionRecord) bool {
+		return len(rs) > 0 && rs[len(rs)-1].session.DeliveryDue() && rs[len(rs)-1].session.DeliveryClaimedAt.IsZero()
+	})
+	pending := recs[0]
+	if pending.session.Status.Terminal() || !pending.session.Outbox.Empty() || pending.rec.EventName != "INSERT" {
+		t.Fatalf("first record of the session: %s %s, outbox %v", pending.rec.EventName, pending.session.Status, !pending.session.Outbox.Empty())
+	}
+	var settled []sessionRecord // the batch after the decision
+	var seqs []string
+	for _, r := range recs {
+		if r.session.Status.Terminal() {
+			settled = append(settled, r)
+			seqs = append(seqs, r.rec.Change.SequenceNumber)
+		}
+	}
+	dueEvent := streamEvent(t, settled...)
+
+	// 3. The resumer bootstrap, cold, on that batch while Step Functions
+	// still refuses: every record of the session is a batch item failure
+	// and the claim is given back.
+	resumer := startFunction(t, fnResumer, arch, envList(s.Env, nil, nil))
+	s.SFN.InjectError("SendTaskSuccess", "KmsThrottlingException", http.StatusBadRequest, "Rate exceeded (KMS)")
+	r := resumer.invoke(t, dueEvent)
+	refusedID := r.RequestID
+	if got := batchFailures(t, "refused", r); strings.Join(got, ",") != strings.Join(seqs, ",") {
+		t.Errorf("batch item failures %v after a refused send, want the session's records %v", got, seqs)
+	}
+	if rec, err = store.Get(ctx, sessionURI); err != nil || !rec.ResumedAt.IsZero() || !rec.DeliveryClaimedAt.IsZero() {
+		t.Fatalf("record after the resumer's refused send: %v, resumedAt %v, claim %v", err, rec.ResumedAt, rec.DeliveryClaimedAt)
+	}
+
+	// 4. The same batch again (the event source mapping's retry): the task
+	// succeeds, once, with the decision's output, and the record says so.
+	r = resumer.invoke(t, dueEvent)
+	deliveredID := r.RequestID
+	if got := batchFailures(t, "delivery", r); len(got) != 0 {
+		t.Errorf("batch item failures %v, want none", got)
+	}
+	rs := results(taskToken)
+	var out flow.Result
+	if len(rs) == 1 {
+		_ = json.Unmarshal(rs[0].Output, &out)
+	}
+	if len(rs) != 1 || rs[0].Status != sfnlocal.StatusSucceeded || out.Status != flow.StatusAuthorized ||
+		out.CorrelationID != res.CorrelationID || out.Provider != "google-calendar" {
+		t.Fatalf("task results %+v, want one SUCCEEDED AUTHORIZED for %s", rs, res.CorrelationID)
+	}
+	if string(rs[0].Output) != rec.Outbox.Output {
+		t.Errorf("task output %s, want the outbox %s", rs[0].Output, rec.Outbox.Output)
+	}
+	if rec, err = store.Get(ctx, sessionURI); err != nil || rec.ResumedAt.IsZero() {
+		t.Fatalf("record not marked resumed: %v", err)
+	}
+	if n := sfnCalls(); n != 3 {
+		t.Errorf("%d SendTask* calls, want 3 (inline refused, resumer refused, resumer delivered)", n)
+	}
+
+	// 5. Nothing more is sent: the same batch a third time, the session's
+	// record before it settled (no outbox), and its record after resumedAt.
+	resumed := waitSessionRecords(t, s, sessionURI, "resumedAt", func(rs []sessionRecord) bool {
+		return len(rs) > 0 && !rs[len(rs)-1].session.ResumedAt.IsZero()
+	})
+	for _, c := range []struct {
+		name  string
+		event []byte
+	}{
+		{"the same batch again", dueEvent},
+		{"a record without an outbox", streamEvent(t, pending)},
+		{"the resumed record", streamEvent(t, resumed[len(resumed)-1])},
+		{"all the session's records", streamEvent(t, resumed...)},
+	} {
+		if got := batchFailures(t, c.name, resumer.invoke(t, c.event)); len(got) != 0 {
+			t.Errorf("%s: batch item failures %v", c.name, got)
+		}
+		if n, rs := sfnCalls(), results(taskToken); n != 3 || len(rs) != 1 {
+			t.Fatalf("%s: %d SendTask* calls, %d results, want 3 and 1", c.name, n, len(rs))
+		}
+	}
+
+	// 6. The events/ sample: a due session record this table does not know
+	// (nothing owed, nothing sent), with only attributes the live records
+	// have.
+	smp := sample(t, "resumer-stream.json")
+	var smpEv events.DynamoDBEvent
+	if err := json.Unmarshal(smp, &smpEv); err != nil || len(smpEv.Records) == 0 {
+		t.Fatalf("resumer-stream.json: %v (%d records)", err, len(smpEv.Records))
+	}
+	live := settled[len(settled)-1].rec.Change.NewImage
+	for _, sr := range smpEv.Records {
+		ss, err := resume.Session(sr.Change.NewImage)
+		if err != nil || !ss.DeliveryDue() {
+			t.Errorf("resumer-stream.json record %s: not a due session (%v)", sr.EventID, err)
+		}
+		for k := range sr.Change.NewImage {
+			if _, ok := live[k]; !ok {
+				t.Errorf("resumer-stream.json has attribute %q, which a live settled record does not", k)
+			}
+		}
+	}
+	if got := batchFailures(t, "the sample", resumer.invoke(t, smp)); len(got) != 0 {
+		t.Errorf("the sample: batch item failures %v", got)
+	}
+	if n := sfnCalls(); n != 3 {
+		t.Errorf("the sample: %d SendTask* calls, want 3", n)
+	}
+
+	// 7. A payload that is not a stream event goes to the error route; the
+	// runtime keeps running.
+	if r := resumer.invoke(t, []byte(`[1,2]`)); r.Error == nil || r.Error.Type == "" {
+		t.Errorf("a non-event answered %.200s, want an error", r.Payload)
+	}
+	resumer.alive(t)
+
+	// 8. Logs: JSON, request ids, the session's correlation id on the
+	// invocations that worked on it, no task token anywhere.
+	lines := checkLogs(t, resumer, []string{refusedID, deliveredID}, res.CorrelationID)
+	checkNoSecrets(t, "the resumer output", resumer.proc.Output(), map[string]string{
+		"task token": taskToken, "verification code": ar.VerificationCode,
+	})
+
+	// 9. Figures.
+	ready, _ := resumer.proc.StartToReady()
+	fg := fmt.Sprintf("linux/%s: resumer %d bytes (%.1f MiB), start->ready %v, start->first response %v",
+		arch, resumer.size, mib(resumer.size), ready.Round(time.Millisecond), resumer.firstResponse(t).Round(time.Millisecond))
+	t.Logf("%s; log lines %d", fg, len(lines))
+	if testing.Verbose() {
+		fmt.Printf("consentflow bootstraps %s\n", fg)
+	}
+}
+
 // TestMisconfigurationFailsInit starts each bootstrap with a broken
 // configuration: it must exit non-zero before asking for an invocation,
 // and say which variable is wrong.
@@ -863,7 +1208,7 @@ func TestMisconfigurationFailsInit(t *testing.T) {
 		naming  string
 		initErr bool
 	}{
-		{name: "no SESSIONS_TABLE", fns: []string{fnInitiate, fnCallback}, drop: []string{contract.EnvSessionsTable}, naming: contract.EnvSessionsTable},
+		{name: "no SESSIONS_TABLE", fns: []string{fnInitiate, fnCallback, fnResumer}, drop: []string{contract.EnvSessionsTable}, naming: contract.EnvSessionsTable},
 		{name: "no WORKLOAD_NAME", fns: []string{fnInitiate}, drop: []string{contract.EnvWorkloadName}, naming: contract.EnvWorkloadName},
 		{name: "bad BINDING_MODE", fns: []string{fnInitiate, fnCallback}, set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
 	}
@@ -911,17 +1256,19 @@ func TestMisconfigurationFailsInit(t *testing.T) {
 
 // BenchmarkColdStart reports, as ns/op, the time from starting the amd64
 // bootstrap to its first response (a real invocation against the local
-// stack: initiate-sync.json, and callback-get.json for a session the store
-// does not know), and as ready-ns/op the time from the start to its first
-// GET next (init done). The process is stopped after each start.
+// stack: initiate-sync.json, and callback-get.json and resumer-stream.json
+// for a session the store does not know), and as ready-ns/op the time from
+// the start to its first GET next (init done). The process is stopped after
+// each start.
 func BenchmarkColdStart(b *testing.B) {
 	s := startStack(b)
 	env := envList(s.Env, nil, nil)
 	payloads := map[string][]byte{
 		fnInitiate: sample(b, "initiate-sync.json"),
 		fnCallback: sample(b, "callback-get.json"),
+		fnResumer:  sample(b, "resumer-stream.json"),
 	}
-	for _, fn := range []string{fnInitiate, fnCallback} {
+	for _, fn := range []string{fnInitiate, fnCallback, fnResumer} {
 		b.Run(fn+"/amd64", func(b *testing.B) {
 			path, size := bootstrap(b, fn, "amd64")
 			var total, ready time.Duration
@@ -973,8 +1320,9 @@ func BenchmarkInvocationCPU(b *testing.B) {
 	payloads := map[string][]byte{
 		fnInitiate: sample(b, "initiate-sync.json"),
 		fnCallback: sample(b, "callback-get.json"),
+		fnResumer:  sample(b, "resumer-stream.json"),
 	}
-	for _, fn := range []string{fnInitiate, fnCallback} {
+	for _, fn := range []string{fnInitiate, fnCallback, fnResumer} {
 		for _, procs := range []string{"default", "1"} {
 			b.Run(fn+"/amd64/GOMAXPROCS="+procs, func(b *testing.B) {
 				var set map[string]string

@@ -79,6 +79,11 @@ type Options struct {
 	// stream poller's client (Clients.Streams) stays on the instance.
 	// Empty: the instance's endpoint.
 	DynamoDBEndpoint string
+	// NoStreamPoller leaves the table's stream unpolled: Resumer is wired
+	// but nothing calls it and Stream is nil, so a test can hand the
+	// stream's records to a resumer itself (e.g. a built resumer binary)
+	// without the poller delivering the outbox first.
+	NoStreamPoller bool
 }
 
 // Stack is a running local system.
@@ -103,7 +108,7 @@ type Stack struct {
 	// Resumer is the production resumer handler, fed by Stream.
 	Resumer *resume.Handler
 	// Stream polls the table's stream into Resumer (the event source
-	// mapping's stand-in).
+	// mapping's stand-in); nil with Options.NoStreamPoller.
 	Stream *streamlocal.Poller
 
 	clock   *Clock
@@ -267,6 +272,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if s.Resumer, err = resumer.New(resumer.Clients{DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN}, get, o.Log,
 		app.WithClock(s.clock.Now)); err != nil {
 		return nil, err
+	}
+	if o.NoStreamPoller {
+		return s, nil
 	}
 	if s.Stream, err = streamlocal.Start(ctx, streamlocal.Config{
 		DynamoDB: s.Clients.DynamoDB, Streams: s.Clients.Streams, Table: s.Table, Handler: s.Resumer.Handle, Log: o.Log,
