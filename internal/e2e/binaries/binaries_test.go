@@ -501,11 +501,6 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 		if f.runtimeErrorEcho(raw) {
 			continue
 		}
-		if missingCRC32Warning.MatchString(raw) {
-			t.Logf("%s (linux/%s) output line %d: the SDK's plain-text warning about DynamoDB Local's missing x-amz-crc32 (aws/aws-sdk-go-v2#3545)",
-				f.name, f.arch, n)
-			continue
-		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(raw), &m); err != nil {
 			// Not printed: it could hold anything.
@@ -554,15 +549,6 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 	}
 	return lines
 }
-
-// missingCRC32Warning is the one line the AWS SDK's own logger (plain text,
-// stderr) writes here: DynamoDB Local answers errors (a failed conditional
-// write, as the resumer's delivery claim on a delivered session) without an
-// x-amz-crc32 header, and the SDK's DynamoDB client then checks the body
-// against a checksum of 0 (aws/aws-sdk-go-v2#3545, open). The expected
-// checksum 0 is what marks the missing header; any other SDK line fails.
-var missingCRC32Warning = regexp.MustCompile(`^SDK \d{4}/\d\d/\d\d \d\d:\d\d:\d\d WARN failed to close HTTP response body, ` +
-	`this may affect connection reuse: response did not match expected checksum, 0, \d+$`)
 
 // runtimeErrorEcho reports whether line is aws-lambda-go's own echo of an
 // error payload f posted on the error route: reportFailure logs it through
