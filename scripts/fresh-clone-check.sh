@@ -29,6 +29,9 @@ git clone -q "$repo" "$work/consentflow"
 export GOMODCACHE="$work/gomodcache" GOCACHE="$work/gocache" npm_config_cache="$work/npm-cache"
 unset CONSENTFLOW_CACHE CDK_HOME CONSENTFLOW_CHROMIUM
 if [[ $hide == yes ]]; then
+  # apt runs its helpers (gpgv) as the _apt user with this PATH: it must be
+  # able to enter the copy.
+  chmod 755 "$work"
   mkdir -p "$work/usr-bin"
   for f in /usr/bin/*; do
     [[ "$(basename "$f")" == chromium ]] || ln -s "$f" "$work/usr-bin/"
