@@ -67,6 +67,8 @@ func TestParseAndValidateRejectsBadInput(t *testing.T) {
 		"trailing data":         `{"userId":"u","provider":"p","scopes":["s"]} {}`,
 		"no user":               `{"provider":"p","scopes":["s"]}`,
 		"both users":            `{"userId":"u","userToken":"` + jwt + `","provider":"p","scopes":["s"]}`,
+		"case-folded field":     `{"UserID":"u","provider":"p","scopes":["s"]}`,
+		"case-folded envelope":  `{"TaskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
 		"userId too long":       `{"userId":"` + long(129) + `","provider":"p","scopes":["s"]}`,
 		"userToken not a JWT":   `{"userToken":"abc","provider":"p","scopes":["s"]}`,
 		"provider missing":      `{"userId":"u","scopes":["s"]}`,

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -97,6 +100,11 @@ func parseInput(raw []byte) (Input, error) {
 }
 
 func strictDecode(raw []byte, v any) error {
+	// encoding/json matches member names without regard to case, so
+	// "UserID" would fill userId: only the exact names are fields.
+	if err := exactMembers(raw, v); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -177,7 +185,9 @@ func (r *Request) Validate() error {
 	if len(in.CustomParameters) > maxParams {
 		return invalid("customParameters", "at most %d entries", maxParams)
 	}
-	for k, v := range in.CustomParameters {
+	// In key order, so the same input always gets the same answer.
+	for _, k := range slices.Sorted(maps.Keys(in.CustomParameters)) {
+		v := in.CustomParameters[k]
 		if len(k) < 1 || len(k) > maxParamKey || !isParamKey(k) {
 			return invalid("customParameters", "keys are 1-%d characters of letters, digits, '-', '_' and '.'", maxParamKey)
 		}
@@ -230,4 +240,26 @@ func ValidateReturnURL(s string) error {
 		return nil
 	}
 	return fmt.Errorf("must use https (http is allowed only for 127.0.0.1/localhost)")
+}
+
+// exactMembers refuses a JSON object member whose name is not, exactly,
+// the json name of a field of the struct v points to. Values that are not
+// objects are left to the decoder to refuse.
+func exactMembers(raw []byte, v any) error {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil {
+		return nil
+	}
+	t := reflect.TypeOf(v).Elem()
+	names := make(map[string]bool, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names[name] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		if !names[k] {
+			return Fail(contract.ErrInvalidInput, "unknown field %q", k)
+		}
+	}
+	return nil
 }
