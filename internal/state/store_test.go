@@ -678,29 +678,6 @@ func race(n int, fn func(i int)) {
 	done.Wait()
 }
 
-func TestRaceClaim(t *testing.T) {
-	f := setup(t)
-	s := f.create(t, newSession(""))
-	var mu sync.Mutex
-	wins, conflicts := 0, 0
-	race(50, func(int) {
-		got, err := f.st.Claim(context.Background(), s.SessionURI, base.Add(time.Second))
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			wins++
-		case errors.Is(err, flow.ErrConflict) && got.Status == flow.StatusCompleting:
-			conflicts++
-		default:
-			t.Errorf("Claim: %+v %v", got, err)
-		}
-	})
-	if wins != 1 || conflicts != 49 {
-		t.Fatalf("wins=%d conflicts=%d, want 1 and 49", wins, conflicts)
-	}
-}
-
 func TestRaceCreateSameTaskToken(t *testing.T) {
 	f := setup(t)
 	const n = 20
@@ -740,26 +717,6 @@ func TestRaceCreateSameTaskToken(t *testing.T) {
 	out, err := f.client.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(f.table)})
 	if err != nil || out.Count != 2 {
 		t.Fatalf("scan: %d items (want 2), %v", out.Count, err)
-	}
-}
-
-func TestRaceMarkNotified(t *testing.T) {
-	f := setup(t)
-	s := f.create(t, newSession(""))
-	var mu sync.Mutex
-	wins := 0
-	race(20, func(i int) {
-		_, err := f.st.MarkNotified(context.Background(), s.SessionURI, flow.Hash(strconv.Itoa(i)), base)
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil {
-			wins++
-		} else if !errors.Is(err, flow.ErrConflict) {
-			t.Errorf("MarkNotified: %v", err)
-		}
-	})
-	if wins != 1 {
-		t.Fatalf("wins = %d, want 1", wins)
 	}
 }
 
