@@ -25,6 +25,41 @@ const (
 	EnvBindingMode = "BINDING_MODE"
 	// EnvUserTokenCookie names the cookie with the browser's application JWT (callback).
 	EnvUserTokenCookie = "USER_TOKEN_COOKIE"
+	// EnvUserTokenIssuer is the OpenID Connect issuer of the users' JWTs
+	// (both functions). It enables JWT-cookie binding: flows started with a
+	// userToken are refused without it, and the callback verifies the
+	// cookie's JWT against the issuer's keys (discovery, JWKS).
+	EnvUserTokenIssuer = "USER_TOKEN_ISSUER"
+	// EnvUserTokenAudience is the audience (client id) the users' JWTs must
+	// carry (callback; required with EnvUserTokenIssuer).
+	EnvUserTokenAudience = "USER_TOKEN_AUDIENCE"
+
+	// EnvOIDCIssuer is the issuer URL of the application's OpenID Connect
+	// provider, for the oidc binding modes (callback).
+	EnvOIDCIssuer = "OIDC_ISSUER"
+	// EnvOIDCClientID is consentflow's client id at that provider (callback).
+	EnvOIDCClientID = "OIDC_CLIENT_ID"
+	// EnvOIDCClientSecretName names the Secrets Manager secret (name or
+	// ARN) holding the client secret; unset for a public client (callback).
+	EnvOIDCClientSecretName = "OIDC_CLIENT_SECRET_NAME"
+	// EnvOIDCUserClaim is the ID token claim that identifies the user
+	// (default DefaultOIDCUserClaim; "email" only counts when
+	// email_verified is true) (callback).
+	EnvOIDCUserClaim = "OIDC_USER_CLAIM"
+	// EnvOIDCUserPrefix is put before the claim's value to form the userId
+	// the flow was started with, e.g. "cognito|" (callback).
+	EnvOIDCUserPrefix = "OIDC_USER_PREFIX"
+	// EnvOIDCPrompt is the OpenID Connect prompt of the first sign-in
+	// ("", "none", "login", "consent", "select_account"); switching account
+	// always uses "select_account" (callback).
+	EnvOIDCPrompt = "OIDC_PROMPT"
+	// EnvOIDCScopes are the scopes asked for at sign-in, space separated
+	// (default DefaultOIDCScopes) (callback).
+	EnvOIDCScopes = "OIDC_SCOPES"
+	// EnvExternalSessions, when "true", lets the callback complete sessions
+	// it did not start (agents in AgentCore Runtime, Gateway targets) with
+	// a strong binding (oidc) (callback).
+	EnvExternalSessions = "EXTERNAL_SESSIONS"
 )
 
 // Defaults for optional settings.
@@ -33,6 +68,10 @@ const (
 	DefaultEventBusName = "default"
 	// DefaultUserTokenCookie is the cookie read when EnvUserTokenCookie is unset.
 	DefaultUserTokenCookie = "id_token"
+	// DefaultOIDCUserClaim is the claim read when EnvOIDCUserClaim is unset.
+	DefaultOIDCUserClaim = "sub"
+	// DefaultOIDCScopes are asked for when EnvOIDCScopes is unset.
+	DefaultOIDCScopes = "openid email profile"
 )
 
 // Session binding modes (EnvBindingMode).
@@ -41,7 +80,17 @@ const (
 	BindingCode = "code"
 	// BindingNone completes without proof (single-user setups only).
 	BindingNone = "none"
+	// BindingOIDC signs the browser in at the application's OpenID Connect
+	// provider; the verified user must be the one who started the flow.
+	BindingOIDC = "oidc"
+	// BindingOIDCCode asks for both: sign-in and the verification code.
+	BindingOIDCCode = "oidc+code"
 )
+
+// BindingModes lists every binding mode, the default first.
+func BindingModes() []string {
+	return []string{BindingCode, BindingOIDC, BindingOIDCCode, BindingNone}
+}
 
 // Error names: the Lambda errorType of initiate and the error of
 // SendTaskFailure, on which a state machine Retries or Catches.
@@ -83,6 +132,10 @@ const (
 	EventSource = "consentflow"
 	// DetailTypeAuthorizationRequired: a user must open the authorization URL.
 	DetailTypeAuthorizationRequired = "AuthorizationRequired"
+	// DetailTypeAuthorizationCompleted: a session was completed (its token is in the vault).
+	DetailTypeAuthorizationCompleted = "AuthorizationCompleted"
+	// DetailTypeAuthorizationFailed: a session ended without a token (denied, expired, ...).
+	DetailTypeAuthorizationFailed = "AuthorizationFailed"
 )
 
 // The sessions table's schema.
@@ -96,6 +149,21 @@ const (
 // CallbackPath is the callback route of the HTTP API: AgentCore redirects
 // the browser to it (GET), and the confirmation form posts to it (POST).
 const CallbackPath = "/oauth2/callback"
+
+// LoginCallbackPath is the route the application's OpenID Connect provider
+// redirects the browser to after sign-in (GET), and where a signed-in
+// browser asks to sign in with another account (POST). Its URL (the
+// callback URL's origin + this path) is the redirect URI to register at
+// the provider.
+const LoginCallbackPath = "/oauth2/login/callback"
+
+// LoginCookie is the cookie that binds a sign-in to the browser that
+// started it (Secure, HttpOnly, SameSite=Lax, Path=/).
+const LoginCookie = "__Host-consentflow-login"
+
+// LoginValidity is how long a sign-in may take, from the confirmation
+// page's button to the provider's redirect back.
+const LoginValidity = 5 * time.Minute
 
 // SessionValidity is how long AgentCore keeps an authorization URL and its
 // session usable: 10 minutes.
