@@ -59,14 +59,15 @@ func ReadCommon(get Getenv) (Common, error) {
 
 // Binding reads contract.EnvBindingMode (default: code).
 func Binding(get Getenv) (flow.BindingMode, error) {
-	switch v := get(contract.EnvBindingMode); v {
-	case "", contract.BindingCode:
+	v := get(contract.EnvBindingMode)
+	if v == "" {
 		return flow.BindingCode, nil
-	case contract.BindingNone:
-		return flow.BindingNone, nil
-	default:
-		return "", fmt.Errorf("configuration: %s must be \"code\" or \"none\"", contract.EnvBindingMode)
 	}
+	m, err := flow.ParseBindingMode(v)
+	if err != nil {
+		return "", fmt.Errorf("configuration: %s: %w", contract.EnvBindingMode, err)
+	}
+	return m, nil
 }
 
 // Or returns get(name), or def when it is unset.

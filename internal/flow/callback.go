@@ -34,6 +34,13 @@ const (
 	KindBadRequest
 	KindUnknownSession
 	KindStateMismatch
+	// KindSignIn: send the browser to the sign-in provider (Outcome.Login).
+	KindSignIn
+	// KindLoginRefused: the login callback is not this browser's open
+	// sign-in (no cookie, another sign-in's state, used, or late).
+	KindLoginRefused
+	// KindSignInFailed: the sign-in did not give a verified user.
+	KindSignInFailed
 )
 
 // Outcome is the callback's answer. It carries only what a page may show.
@@ -54,6 +61,16 @@ type Outcome struct {
 	NeedsUserSession bool
 	// Reason refines Kind where the page can say more about the cause.
 	Reason Reason
+	// External: the session was started elsewhere (no provider known).
+	External bool
+	// Login, for KindSignIn, is where to send the browser and the cookie
+	// to set.
+	Login *LoginStart
+	// SignedInAs is the account the person signed in with (sign-in modes).
+	SignedInAs string
+	// CanSignInAgain: the browser may start another sign-in for the
+	// session (another account, or a retry).
+	CanSignInAgain bool
 }
 
 // Reason is why an outcome happened, where a page can tell more than its
@@ -75,6 +92,25 @@ const (
 	// ReasonMissingCode: the confirmation form came without a verification
 	// code (not counted as an attempt).
 	ReasonMissingCode
+	// ReasonLoginMissing: the login callback came to a browser without
+	// an open sign-in (no cookie, or an unknown one).
+	ReasonLoginMissing
+	// ReasonLoginMismatch: the redirect's state is not this browser's
+	// sign-in's.
+	ReasonLoginMismatch
+	// ReasonLoginUsed: the sign-in was already used (a replay).
+	ReasonLoginUsed
+	// ReasonLoginExpired: the sign-in took longer than contract.LoginValidity.
+	ReasonLoginExpired
+	// ReasonLoginTooMany: MaxSignInRounds sign-ins were made already.
+	ReasonLoginTooMany
+	// ReasonSignInCancelled: the provider reported an error (the person
+	// cancelled, or could not sign in).
+	ReasonSignInCancelled
+	// ReasonSignInRejected: the provider's answer failed verification.
+	ReasonSignInRejected
+	// ReasonSignInUnavailable: the provider could not be reached.
+	ReasonSignInUnavailable
 )
 
 // CallbackParams are the query (GET) or form (POST) parameters.
@@ -106,6 +142,11 @@ type CallbackConfig struct {
 	// ends.
 	WorkloadName string
 	ReturnURL    string
+	// ExternalSessions lets a sign-in binding complete sessions consentflow
+	// did not start (agents in AgentCore Runtime, Gateway targets).
+	ExternalSessions bool
+	// Prompt is the OpenID Connect prompt of a first sign-in.
+	Prompt string
 }
 
 // settleTimeout bounds the store and Step Functions calls that record the
@@ -135,8 +176,14 @@ type Callback struct {
 
 // NewCallback checks the configuration and returns a Callback.
 func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
-	if cfg.Binding != BindingCode && cfg.Binding != BindingNone {
-		return nil, errors.New("binding mode must be code or none")
+	if !cfg.Binding.Valid() {
+		return nil, errors.New("binding mode must be one of code, oidc, oidc+code, none")
+	}
+	if cfg.Binding.NeedsSignIn() && (d.SignIn == nil || d.Logins == nil) {
+		return nil, errors.New("the oidc binding modes need a sign-in provider and a login store")
+	}
+	if cfg.ExternalSessions && !cfg.Binding.NeedsSignIn() {
+		return nil, errors.New("external sessions need an oidc binding mode: nothing else tells whom they belong to")
 	}
 	if cfg.WorkloadName != "" || cfg.ReturnURL != "" {
 		if err := ValidateWorkloadName(cfg.WorkloadName); err != nil {
@@ -177,10 +224,13 @@ func normalizeSessionID(v string) (string, bool) {
 }
 
 // lookup validates the parameters, loads the session and checks the state.
-// It returns a non-nil Outcome when the request ends there.
+// It returns a non-nil Outcome when the request ends there. With external
+// sessions enabled, a session_id consentflow never stored gives an unstored
+// External session (no state to check: sign-in binds it), and a recorded
+// External session is not state-checked either.
 func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slog.Logger, *Outcome) {
 	log := c.d.Log
-	if p.SessionID == "" || p.State == "" {
+	if p.SessionID == "" || (p.State == "" && !c.cfg.ExternalSessions) {
 		log.WarnContext(ctx, "callback without session_id or state")
 		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonIncompleteLink}
 	}
@@ -189,12 +239,16 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 		log.WarnContext(ctx, "callback with a malformed session_id")
 		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
-	if len(p.State) > maxParamLen || !isStateToken(p.State) {
+	if p.State != "" && (len(p.State) > maxParamLen || !isStateToken(p.State)) && !c.cfg.ExternalSessions {
 		log.WarnContext(ctx, "callback with a malformed state")
 		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
 	s, err := c.d.Store.Get(ctx, uri)
 	if errors.Is(err, ErrNotFound) {
+		if c.cfg.ExternalSessions {
+			log.InfoContext(ctx, "callback for a session started elsewhere")
+			return &Session{SessionURI: uri, External: true, Binding: BindingOIDC, Status: StatusPending}, log, nil
+		}
 		log.WarnContext(ctx, "callback for an unknown session")
 		return nil, log, &Outcome{Kind: KindUnknownSession}
 	}
@@ -203,6 +257,13 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 		return nil, log, &Outcome{Kind: KindTryAgain}
 	}
 	log = log.With("correlationId", s.CorrelationID)
+	if s.External {
+		return s, log, nil
+	}
+	if p.State == "" {
+		log.WarnContext(ctx, "callback without state for a session consentflow started")
+		return nil, log, &Outcome{Kind: KindBadRequest, Reason: ReasonIncompleteLink}
+	}
 	if !equalHash(Hash(p.State), s.StateHash) {
 		log.WarnContext(ctx, "callback state does not match the session")
 		return nil, log, &Outcome{Kind: KindStateMismatch}
@@ -211,7 +272,7 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 }
 
 func (c *Callback) base(s *Session, k Kind) *Outcome {
-	return &Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: s.Binding, ExpiresAt: s.ExpiresAt}
+	return &Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: c.bindingOf(s), ExpiresAt: s.ExpiresAt, External: s.External}
 }
 
 // View answers GET: it never completes anything (a link an attacker sends
@@ -236,7 +297,8 @@ func (c *Callback) View(ctx context.Context, p CallbackParams) *Outcome {
 }
 
 // Confirm answers POST: it verifies that this browser may complete the
-// session, then completes it.
+// session, then completes it, or, in the sign-in binding modes, sends the
+// browser to sign in (LoginReturn completes).
 func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	s, log, o := c.lookup(ctx, p)
 	if o != nil {
@@ -245,6 +307,11 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	user, o := c.verify(ctx, log, s, p)
 	if o != nil {
 		return o
+	}
+	if b := c.bindingFor(ctx, log, s); b.NeedsSignIn() && s.UserTokenHash == "" {
+		// A flow started with a JWT is bound by the browser's JWT (checked
+		// above); every other flow by the signed-in user.
+		return c.startLogin(ctx, log, s.SessionURI, s.External, b.NeedsCode() && !s.External, 1, c.cfg.Prompt)
 	}
 	return c.complete(ctx, log, s, p, user)
 }
@@ -275,47 +342,74 @@ func (c *Callback) verify(ctx context.Context, log *slog.Logger, s *Session, p C
 	return user, nil
 }
 
-// bindingFor is the binding mode s must prove. The stronger rule wins: a
-// deployment switched from none to code does not let its pending
-// none-sessions complete without proof.
+// bindingFor is the binding mode s must prove: every proof its own mode or
+// the deployment's asks for (a deployment switched from none to code does
+// not let its pending none-sessions complete without proof). A session
+// started elsewhere is bound by sign-in alone: no code was ever issued.
 func (c *Callback) bindingFor(ctx context.Context, log *slog.Logger, s *Session) BindingMode {
-	if s.Binding == c.cfg.Binding {
-		return s.Binding
+	if s.External {
+		return BindingOIDC
 	}
-	log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
-	if c.cfg.Binding == BindingCode {
-		return BindingCode
+	if s.Binding != c.cfg.Binding {
+		log.WarnContext(ctx, "session binding mode differs from configuration", "session", string(s.Binding), "config", string(c.cfg.Binding))
 	}
-	return s.Binding
+	return union(s.Binding, c.cfg.Binding)
+}
+
+// bindingOf is bindingFor without the log line (for pages).
+func (c *Callback) bindingOf(s *Session) BindingMode {
+	if s.External {
+		return BindingOIDC
+	}
+	return union(s.Binding, c.cfg.Binding)
 }
 
 // verifyUser checks that a flow started with a user JWT is confirmed by a
-// browser signed in as that user, and returns whom to complete for.
+// browser signed in as that user: its JWT is verified (signature, issuer,
+// audience, expiry) and must be the very JWT the flow was started with.
+// It returns whom to complete for.
 func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams) (UserRef, *Outcome) {
 	if s.UserTokenHash == "" {
 		return UserRef{UserID: s.UserID}, nil
 	}
-	if p.UserToken == "" || !equalHash(Hash(p.UserToken), s.UserTokenHash) {
-		log.WarnContext(ctx, "browser user does not match the user who started the flow", "hasSession", p.UserToken != "")
+	wrong := func(msg string, args ...any) (UserRef, *Outcome) {
+		log.WarnContext(ctx, msg, args...)
 		out := c.base(s, KindWrongUser)
 		out.UserID = "" // never reveal whom the flow was for to another user
 		return UserRef{}, out
 	}
+	if p.UserToken == "" {
+		return wrong("browser user does not match the user who started the flow", "hasSession", false)
+	}
+	if c.d.UserTokens == nil {
+		return wrong("flow started with a user JWT, but no JWT issuer is configured to verify the browser's")
+	}
+	if err := c.d.UserTokens.VerifyUserToken(ctx, p.UserToken); err != nil {
+		if !errors.Is(err, ErrSignInRejected) {
+			log.ErrorContext(ctx, "the user JWT issuer's keys are unavailable", "error", safeErr(err))
+			return UserRef{}, c.base(s, KindTryAgain)
+		}
+		return wrong("the browser's user JWT failed verification", "error", safeErr(err))
+	}
+	if !equalHash(Hash(p.UserToken), s.UserTokenHash) {
+		return wrong("browser user does not match the user who started the flow", "hasSession", true)
+	}
 	return UserRef{UserToken: p.UserToken}, nil
 }
 
-// verifyBinding checks the proof the binding mode asks for.
+// verifyBinding checks the proof the binding mode asks for here: the
+// verification code (the sign-in, if any, is checked when it returns).
 func (c *Callback) verifyBinding(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, binding BindingMode) *Outcome {
-	switch binding {
-	case BindingCode:
-		return c.verifyCode(ctx, log, s, p)
-	case BindingNone:
-		log.WarnContext(ctx, "binding mode none: completing without proof that the browser belongs to the user")
-		return nil
-	default:
+	switch {
+	case !binding.Valid() || (!s.External && !s.Binding.Valid()):
 		log.ErrorContext(ctx, "session has an unknown binding mode")
 		return c.base(s, KindFailed)
+	case binding.NeedsCode():
+		return c.verifyCode(ctx, log, s, p)
+	case binding == BindingNone:
+		log.WarnContext(ctx, "binding mode none: completing without proof that the browser belongs to the user")
 	}
+	return nil
 }
 
 // verifyCode compares the verification code, after reserving one of the
@@ -404,6 +498,9 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 		return c.release(ctx, log, s, p, "CompleteResourceTokenAuth throttled; session released", f.Name)
 	}
 	unknown := errors.Is(err, ErrOutcomeUnknown) || f.Retryable()
+	if s.External {
+		return c.externalNotCompleted(ctx, log, s, f.Name, unknown)
+	}
 	state, verr := c.vaultState(ctx, s, user)
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
@@ -426,6 +523,28 @@ func (c *Callback) notCompleted(ctx context.Context, log *slog.Logger, s *Sessio
 	}
 	log.WarnContext(ctx, "CompleteResourceTokenAuth refused", "error", f.Name, "sessionFailed", state == VaultFailed)
 	c.finish(ctx, log, s, []Status{StatusCompleting}, StatusFailed, f.Name, "AgentCore refused to complete the authorization")
+	out := c.base(s, KindFailed)
+	out.Reason = ReasonCompletionRefused
+	return out
+}
+
+// externalNotCompleted settles a failed completion of a session started
+// elsewhere. Its vault cannot be asked (consentflow does not know its
+// provider), so an unknown outcome keeps the claim until its lease ends. A
+// refusal releases the session instead of failing it: AgentCore refuses
+// any user but the one the session was started for, and another person's
+// sign-in must not end the session for its user.
+func (c *Callback) externalNotCompleted(ctx context.Context, log *slog.Logger, s *Session, name string, unknown bool) *Outcome {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	if unknown {
+		log.WarnContext(ctx, "CompleteResourceTokenAuth failed for a session started elsewhere; the claim is kept until its lease ends", "error", name)
+		return c.base(s, KindInProgress)
+	}
+	log.WarnContext(ctx, "CompleteResourceTokenAuth refused for a session started elsewhere; released for its own user", "error", name)
+	if _, err := c.d.Store.Release(ctx, s.SessionURI); err != nil {
+		log.ErrorContext(ctx, "could not release the session", "error", safeErr(err))
+	}
 	out := c.base(s, KindFailed)
 	out.Reason = ReasonCompletionRefused
 	return out

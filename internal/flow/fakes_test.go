@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -493,6 +495,9 @@ type env struct {
 	logs     *bytes.Buffer
 	ini      *flow.Initiator
 	cb       *flow.Callback
+	signIn   *fakeSignIn
+	logins   *memLogins
+	deps     flow.Deps
 }
 
 func newEnv(t *testing.T, mode flow.BindingMode) *env {
@@ -510,9 +515,14 @@ func newEnv(t *testing.T, mode flow.BindingMode) *env {
 	var mu sync.Mutex
 	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := flow.Deps{Identity: e.id, Store: e.store, Resumer: e.resumer, Notifier: e.notifier, Clock: clock,
-		Random: func(b []byte) error { _, err := cryptoRead(b); return err }, Log: log}
+		Random: func(b []byte) error { _, err := cryptoRead(b); return err }, Log: log,
+		UserTokens: fakeVerifier{}}
+	e.signIn = &fakeSignIn{codes: map[string]fakeCode{}}
+	e.logins = &memLogins{m: map[string]flow.Login{}}
+	d.SignIn, d.Logins = e.signIn, e.logins
+	e.deps = d
 	var err error
-	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode}, d)
+	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode, UserTokens: true}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,3 +553,15 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 }
 
 var errBoom = errors.New("boom")
+
+// fakeVerifier accepts every JWT except those whose signature part is
+// "forged" (the flow tests check the order of checks; the real verifier is
+// tested in internal/adapters/oidc against the emulator's provider).
+type fakeVerifier struct{}
+
+func (fakeVerifier) VerifyUserToken(_ context.Context, raw string) error {
+	if strings.HasSuffix(raw, ".forged") {
+		return fmt.Errorf("%w: bad signature", flow.ErrSignInRejected)
+	}
+	return nil
+}

@@ -38,6 +38,10 @@ type Config struct {
 	WorkloadName string
 	ReturnURL    string
 	Binding      BindingMode
+	// UserTokens: the callback verifies users' JWTs (an issuer is
+	// configured), so flows may be started with a userToken. Without it
+	// such a flow could never be completed and is refused at once.
+	UserTokens bool
 }
 
 // Deps are the ports the flow needs.
@@ -49,6 +53,12 @@ type Deps struct {
 	Clock    Clock
 	Random   Random
 	Log      *slog.Logger
+	// SignIn and Logins: the callback's sign-in binding modes.
+	SignIn SignIn
+	Logins LoginStore
+	// UserTokens verifies the browser's JWT for flows started with a user
+	// JWT (callback).
+	UserTokens UserTokenVerifier
 }
 
 // Initiator starts authorizations (the initiate Lambda's logic).
@@ -65,8 +75,8 @@ func NewInitiator(cfg Config, d Deps) (*Initiator, error) {
 	if err := ValidateReturnURL(cfg.ReturnURL); err != nil {
 		return nil, errors.New("return URL " + err.Error())
 	}
-	if cfg.Binding != BindingCode && cfg.Binding != BindingNone {
-		return nil, errors.New("binding mode must be code or none")
+	if !cfg.Binding.Valid() {
+		return nil, errors.New("binding mode must be one of code, oidc, oidc+code, none")
 	}
 	return &Initiator{cfg: cfg, d: d}, nil
 }
@@ -75,6 +85,9 @@ func NewInitiator(cfg Config, d Deps) (*Initiator, error) {
 // state machine can Retry/Catch on.
 func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) {
 	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
 	}
 	in := req.Input
@@ -99,6 +112,21 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 		return nil, err
 	}
 	return x.startSession(ctx, log, req, state, res)
+}
+
+// acceptsUser refuses flows the callback could not complete: a userToken
+// when no JWT issuer is configured to verify the browser's JWT. (In every
+// binding mode a JWT flow is bound by the browser's verified JWT, which
+// must be the very JWT the flow was started with; a sign-in proves only a
+// user id.)
+func (x *Initiator) acceptsUser(in Input) error {
+	if in.UserToken == "" {
+		return nil
+	}
+	if !x.cfg.UserTokens {
+		return invalid("userToken", "is not accepted: no JWT issuer is configured to verify users' JWTs (%s)", contract.EnvUserTokenIssuer)
+	}
+	return nil
 }
 
 // sessionOfTask returns the session a previous invocation created for the
@@ -222,7 +250,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
 	}
-	if s.Binding != BindingCode {
+	if !s.Binding.NeedsCode() {
 		return s, "", nil
 	}
 	code, err := newCode(x.d.Random)
@@ -246,7 +274,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 	}
 	newHash := ""
 	if s.NotifiedAt.IsZero() {
-		if code == "" && s.Binding == BindingCode {
+		if code == "" && s.Binding.NeedsCode() {
 			var err error
 			if code, err = newCode(x.d.Random); err != nil {
 				return nil, errNoRandomness(err)

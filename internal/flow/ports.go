@@ -206,3 +206,90 @@ type Random func(b []byte) error
 // out, was already resumed, or the token is invalid). Resumer adapters map
 // TaskTimedOut / InvalidToken / TaskDoesNotExist to it.
 var ErrTaskGone = errors.New("workflow task no longer waiting")
+
+// SignIn is the application's OpenID Connect provider as the callback uses
+// it for the sign-in binding modes: authorization code flow with PKCE (S256),
+// state and nonce.
+type SignIn interface {
+	// AuthURL is the provider's authorization URL for one sign-in.
+	AuthURL(ctx context.Context, r SignInRequest) (string, error)
+	// Exchange redeems the code the provider returned, with the PKCE
+	// verifier, verifies the ID token (signature through the provider's
+	// keys, issuer, audience, expiry) and returns who signed in, with the
+	// token's nonce for the caller to compare. An ID token that fails
+	// verification, or lacks the user claim, wraps ErrSignInRejected; any
+	// other error is the provider being unavailable.
+	Exchange(ctx context.Context, code, verifier string) (SignedInUser, error)
+}
+
+// SignInRequest is one sign-in round's parameters.
+type SignInRequest struct {
+	// State, Nonce and Verifier are derived from the browser's login secret
+	// (never stored).
+	State, Nonce, Verifier string
+	// Prompt is the OpenID Connect prompt ("" to let the provider decide).
+	Prompt string
+}
+
+// SignedInUser is who signed in, from a verified ID token.
+type SignedInUser struct {
+	// UserID is the configured claim with the configured prefix: what the
+	// flow must have been started with.
+	UserID string
+	// Display is what the page shows the person (email, name or UserID).
+	Display string
+	// Nonce is the ID token's nonce claim.
+	Nonce string
+}
+
+// ErrSignInRejected: the provider's answer failed verification (bad
+// signature, issuer, audience, expiry, nonce, or no usable user claim).
+var ErrSignInRejected = errors.New("sign-in rejected")
+
+// UserTokenVerifier verifies a user's JWT (signature through the issuer's
+// keys, issuer, audience, expiry) before the callback compares it with the
+// one the flow was started with. A token that fails wraps ErrSignInRejected.
+type UserTokenVerifier interface {
+	VerifyUserToken(ctx context.Context, raw string) error
+}
+
+// LoginStore keeps sign-in attempts: short-lived records, each bound to one
+// browser by a cookie whose value only the browser has (the record's key is
+// its Hash), and each usable once.
+type LoginStore interface {
+	// CreateLogin stores l unless a login with l.Key exists (ErrConflict).
+	CreateLogin(ctx context.Context, l *Login) error
+	// GetLogin returns the login stored under key, or ErrNotFound.
+	GetLogin(ctx context.Context, key string) (*Login, error)
+	// UseLogin sets UsedAt=now if it is not set yet and the login has not
+	// expired at now. Otherwise (current, ErrConflict). Of concurrent
+	// callers exactly one succeeds.
+	UseLogin(ctx context.Context, key string, now time.Time) (*Login, error)
+	// FollowLogin sets FollowedAt=now if the login was used, not followed
+	// yet, and has not expired at now: a used sign-in may start one further
+	// sign-in (another account). Otherwise (current, ErrConflict).
+	FollowLogin(ctx context.Context, key string, now time.Time) (*Login, error)
+}
+
+// Login is one sign-in round, as stored. The browser's login secret (the
+// cookie value) is not stored; the OpenID Connect state, nonce and PKCE
+// verifier are derived from it.
+type Login struct {
+	// Key is Hash(login secret).
+	Key string
+	// SessionURI is the session this sign-in is for; the browser proved it
+	// has the session's link (its state) before the sign-in started.
+	SessionURI string
+	// External: the session was not started by consentflow.
+	External bool
+	// CodeVerified: the verification code was checked before the sign-in
+	// (oidc+code).
+	CodeVerified bool
+	// Round counts the sign-ins of one browser for the session (1, then one
+	// more per switch of account), up to MaxSignInRounds.
+	Round      int
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	UsedAt     time.Time
+	FollowedAt time.Time
+}

@@ -9,6 +9,7 @@ package flow
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/consentflow/consentflow/internal/contract"
@@ -68,7 +69,47 @@ const (
 	BindingCode BindingMode = contract.BindingCode
 	// BindingNone: explicit opt-in for single-user setups; one button.
 	BindingNone BindingMode = contract.BindingNone
+	// BindingOIDC: the browser signs in at the application's OpenID Connect
+	// provider; the verified user must be the user the flow was started for.
+	BindingOIDC BindingMode = contract.BindingOIDC
+	// BindingOIDCCode: sign-in and the verification code.
+	BindingOIDCCode BindingMode = contract.BindingOIDCCode
 )
+
+// ParseBindingMode returns the mode named s (one of contract.BindingModes).
+func ParseBindingMode(s string) (BindingMode, error) {
+	for _, m := range contract.BindingModes() {
+		if s == m {
+			return BindingMode(s), nil
+		}
+	}
+	return "", errors.New("binding mode must be one of code, oidc, oidc+code, none")
+}
+
+// NeedsCode reports whether the mode asks for the verification code.
+func (m BindingMode) NeedsCode() bool { return m == BindingCode || m == BindingOIDCCode }
+
+// NeedsSignIn reports whether the mode signs the browser in.
+func (m BindingMode) NeedsSignIn() bool { return m == BindingOIDC || m == BindingOIDCCode }
+
+// Valid reports whether m is a known mode.
+func (m BindingMode) Valid() bool { _, err := ParseBindingMode(string(m)); return err == nil }
+
+// union is the mode that asks for every proof a or b asks for: a session
+// started under one mode and confirmed under a deployment switched to
+// another must give both.
+func union(a, b BindingMode) BindingMode {
+	code, signIn := a.NeedsCode() || b.NeedsCode(), a.NeedsSignIn() || b.NeedsSignIn()
+	switch {
+	case code && signIn:
+		return BindingOIDCCode
+	case signIn:
+		return BindingOIDC
+	case code:
+		return BindingCode
+	}
+	return BindingNone
+}
 
 // Session is one pending or finished authorization, as stored.
 // Secrets are never stored in clear except where the flow must replay them
@@ -93,7 +134,13 @@ type Session struct {
 	// AuthorizationURL is where the user consents (kept to answer retries).
 	AuthorizationURL string
 	Binding          BindingMode
-	// CodeHash is Hash(verification code) in BindingCode mode.
+	// External marks a session consentflow did not start (an agent in
+	// AgentCore Runtime or a Gateway target started it with the callback
+	// URL): it has no state, task or provider, and is recorded when a
+	// signed-in browser first completes it, so it is completed only once.
+	// UserID is then the signed-in user who claimed it last.
+	External bool
+	// CodeHash is Hash(verification code) in the code binding modes.
 	CodeHash string
 	Status   Status
 	// Attempts counts the verification-code comparisons reserved so far

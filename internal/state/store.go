@@ -21,7 +21,8 @@
 //	scopes          L  of S (order kept)
 //	taskToken       S  Step Functions task token (the flow must replay it)
 //	authorizationUrl S
-//	binding         S  "code" | "none"
+//	binding         S  "code" | "oidc" | "oidc+code" | "none"
+//	external        BOOL true for a session started elsewhere (absent otherwise)
 //	codeHash        S  flow.Hash(verification code)
 //	status          S  PENDING | COMPLETING | COMPLETED | FAILED | EXPIRED (as stored)
 //	attempts        N  wrong-code attempts (always present)
@@ -41,6 +42,13 @@
 // never appears in a key):
 //
 //	pk S, kind S "task", sessionUri S, ttl N (same as its session's)
+//
+// Login item (sign-in binding; see login.go), pk = "login#" + flow.Hash(login
+// secret):
+//
+//	pk S, kind S "login", sessionUri S, external BOOL, codeVerified BOOL,
+//	round N, createdAt N, expiresAt N, usedAt N, followedAt N (epoch ms),
+//	ttl N (expiresAt + 1 hour)
 //
 // Times are stored with millisecond precision: the records this store
 // returns carry UTC times truncated to the millisecond.
@@ -185,6 +193,7 @@ type item struct {
 	TaskToken        string   `dynamodbav:"taskToken,omitempty"`
 	AuthorizationURL string   `dynamodbav:"authorizationUrl,omitempty"`
 	Binding          string   `dynamodbav:"binding,omitempty"`
+	External         bool     `dynamodbav:"external,omitempty"`
 	CodeHash         string   `dynamodbav:"codeHash,omitempty"`
 	Status           string   `dynamodbav:"status"`
 	Attempts         int      `dynamodbav:"attempts"`
@@ -269,6 +278,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		TaskToken:        s.TaskToken,
 		AuthorizationURL: s.AuthorizationURL,
 		Binding:          string(s.Binding),
+		External:         s.External,
 		CodeHash:         s.CodeHash,
 		Status:           string(s.Status),
 		Attempts:         s.Attempts,
@@ -300,6 +310,7 @@ func (it *item) session() *flow.Session {
 		TaskToken:         it.TaskToken,
 		AuthorizationURL:  it.AuthorizationURL,
 		Binding:           flow.BindingMode(it.Binding),
+		External:          it.External,
 		CodeHash:          it.CodeHash,
 		Status:            flow.Status(it.Status),
 		Attempts:          it.Attempts,

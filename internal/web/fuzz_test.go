@@ -45,6 +45,16 @@ func (d *fuzzDomain) Confirm(_ context.Context, p flow.CallbackParams) *flow.Out
 	return d.answer(p)
 }
 
+func (d *fuzzDomain) LoginReturn(_ context.Context, p flow.LoginParams) *flow.Outcome {
+	d.t.Errorf("the callback route reached the login callback's domain side")
+	return d.answer(flow.CallbackParams{})
+}
+
+func (d *fuzzDomain) SignInAgain(_ context.Context, _ string) *flow.Outcome {
+	d.t.Errorf("the callback route reached the login callback's domain side")
+	return d.answer(flow.CallbackParams{})
+}
+
 func (d *fuzzDomain) answer(p flow.CallbackParams) *flow.Outcome {
 	binding := flow.BindingNone
 	if d.code {

@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -24,20 +26,47 @@ const maxBody = 8 << 10
 type Domain interface {
 	View(ctx context.Context, p flow.CallbackParams) *flow.Outcome
 	Confirm(ctx context.Context, p flow.CallbackParams) *flow.Outcome
+	LoginReturn(ctx context.Context, p flow.LoginParams) *flow.Outcome
+	SignInAgain(ctx context.Context, secret string) *flow.Outcome
 }
 
-// Handler turns API Gateway events into domain calls and pages.
+// Handler turns API Gateway events into domain calls and pages: the
+// callback route (contract.CallbackPath) and, for the sign-in binding
+// modes, the login callback route (contract.LoginCallbackPath).
 type Handler struct {
 	Domain Domain
 	// UserTokenCookie names the cookie that holds the browser's application
 	// session JWT (for flows started with a user JWT).
 	UserTokenCookie string
-	Log             *slog.Logger
+	// LoginCookie names the cookie that binds a sign-in to the browser
+	// (contract.LoginCookie).
+	LoginCookie string
+	// FormAction, when set, names the origin the pages' forms may be
+	// redirected to (the sign-in provider's; "" when unknown).
+	FormAction func(ctx context.Context) string
+	Log        *slog.Logger
 }
 
 // Handle is the Lambda handler. It never returns an error: every outcome,
 // including bad input and dependency failures, is a page.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	resp := h.handle(ctx, req)
+	if h.FormAction != nil && resp.Headers["Content-Security-Policy"] == csp {
+		if origin := h.FormAction(ctx); origin != "" {
+			resp.Headers["Content-Security-Policy"] = cspWith(origin)
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	path := req.RawPath
+	if path == "" {
+		path = req.RequestContext.HTTP.Path
+	}
+	if strings.HasSuffix(path, contract.LoginCallbackPath) {
+		return h.login(ctx, req)
+	}
 	method := req.RequestContext.HTTP.Method
 	switch method {
 	case http.MethodGet, http.MethodPost:
@@ -45,12 +74,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.Log.WarnContext(ctx, "method not allowed", "method", method)
 		resp := refuse(http.StatusMethodNotAllowed, msgMethodNotAllowed)
 		resp.Headers["Allow"] = "GET, POST"
-		return resp, nil
+		return resp
 	}
 	q, ok := parseQuery(req.RawQueryString)
 	if !ok {
 		h.Log.WarnContext(ctx, "unparseable or ambiguous query string")
-		return respond(0, &flow.Outcome{Kind: flow.KindBadRequest}), nil
+		return respond(0, &flow.Outcome{Kind: flow.KindBadRequest})
 	}
 	p := flow.CallbackParams{
 		SessionID:        q.Get("session_id"),
@@ -59,17 +88,67 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		ErrorDescription: q.Get("error_description"),
 	}
 	if method == http.MethodGet {
-		return respond(0, h.Domain.View(ctx, p)), nil
+		return respond(0, h.Domain.View(ctx, p))
 	}
 
 	form, status := parseForm(req)
 	if status != 0 {
 		h.Log.WarnContext(ctx, "unacceptable POST body", "status", status)
-		return refuse(status, msgUnreadableForm), nil
+		return refuse(status, msgUnreadableForm)
 	}
 	p.Code = form.Get("code")
 	p.UserToken = cookieValue(req.Cookies, h.UserTokenCookie)
-	return respond(0, h.Domain.Confirm(ctx, p)), nil
+	return h.respond(h.Domain.Confirm(ctx, p), false)
+}
+
+// login serves the login callback route: GET is the sign-in provider's
+// redirect back, POST a signed-in browser's "sign in again".
+func (h *Handler) login(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	secret := cookieValue(req.Cookies, h.LoginCookie)
+	switch req.RequestContext.HTTP.Method {
+	case http.MethodGet:
+		q, ok := parseQuery(req.RawQueryString)
+		if !ok {
+			h.Log.WarnContext(ctx, "unparseable or ambiguous login callback query string")
+			return respond(0, &flow.Outcome{Kind: flow.KindBadRequest})
+		}
+		return h.respond(h.Domain.LoginReturn(ctx, flow.LoginParams{
+			Secret: secret, Code: q.Get("code"), State: q.Get("state"),
+			Error: q.Get("error"), ErrorDescription: q.Get("error_description"),
+		}), true)
+	case http.MethodPost:
+		return h.respond(h.Domain.SignInAgain(ctx, secret), false)
+	}
+	h.Log.WarnContext(ctx, "method not allowed", "method", req.RequestContext.HTTP.Method)
+	resp := refuse(http.StatusMethodNotAllowed, msgMethodNotAllowed)
+	resp.Headers["Allow"] = "GET, POST"
+	return resp
+}
+
+// respond answers with o's page, or for KindSignIn with the redirect to
+// the sign-in provider that sets the login cookie. A sign-in that ended
+// with the session connected clears the login cookie.
+func (h *Handler) respond(o *flow.Outcome, loginRoute bool) events.APIGatewayV2HTTPResponse {
+	if o.Kind == flow.KindSignIn && o.Login != nil {
+		resp := respond(http.StatusSeeOther, o)
+		resp.Headers["Location"] = o.Login.URL
+		resp.Cookies = []string{h.loginCookie(o.Login.Secret, int(o.Login.MaxAge/time.Second))}
+		return resp
+	}
+	resp := respond(0, o)
+	if loginRoute && (o.Kind == flow.KindConnected || o.Kind == flow.KindAlreadyConnected) {
+		resp.Cookies = []string{h.loginCookie("", -1)}
+	}
+	return resp
+}
+
+// loginCookie is the Set-Cookie value of the login cookie: host-only,
+// HTTPS only, invisible to scripts, sent on the provider's top-level
+// redirect back (Lax) but not on cross-site posts. maxAge < 0 deletes it.
+func (h *Handler) loginCookie(value string, maxAge int) string {
+	c := &http.Cookie{Name: h.LoginCookie, Value: value, Path: "/", MaxAge: maxAge,
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	return c.String()
 }
 
 // parseQuery parses the raw query string, refusing duplicated parameters

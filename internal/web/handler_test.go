@@ -11,17 +11,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
 // recorder is a Domain that records what the handler parsed.
 type recorder struct {
-	calls []string
-	last  flow.CallbackParams
-	out   *flow.Outcome
+	calls     []string
+	last      flow.CallbackParams
+	lastLogin flow.LoginParams
+	out       *flow.Outcome
 }
 
 func (r *recorder) View(_ context.Context, p flow.CallbackParams) *flow.Outcome {
@@ -31,6 +34,16 @@ func (r *recorder) View(_ context.Context, p flow.CallbackParams) *flow.Outcome 
 
 func (r *recorder) Confirm(_ context.Context, p flow.CallbackParams) *flow.Outcome {
 	r.calls, r.last = append(r.calls, "Confirm"), p
+	return r.out
+}
+
+func (r *recorder) LoginReturn(_ context.Context, p flow.LoginParams) *flow.Outcome {
+	r.calls, r.lastLogin = append(r.calls, "LoginReturn"), p
+	return r.out
+}
+
+func (r *recorder) SignInAgain(_ context.Context, secret string) *flow.Outcome {
+	r.calls, r.lastLogin = append(r.calls, "SignInAgain"), flow.LoginParams{Secret: secret}
 	return r.out
 }
 
@@ -181,8 +194,11 @@ func TestPlainPOSTBody(t *testing.T) {
 
 func TestEveryOutcomeRendersSafely(t *testing.T) {
 	evil := `<script>alert(1)</script>`
-	for k := flow.KindConfirm; k <= flow.KindStateMismatch; k++ {
-		o := &flow.Outcome{Kind: k, Provider: evil, Scopes: []string{evil}, UserID: evil, Binding: flow.BindingCode, AttemptsLeft: 2, State: "s"}
+	for k := flow.KindConfirm; k <= flow.KindSignInFailed; k++ {
+		if k == flow.KindSignIn {
+			continue // a redirect, never a page (TestLoginRoute)
+		}
+		o := &flow.Outcome{Kind: k, Provider: evil, Scopes: []string{evil}, UserID: evil, Binding: flow.BindingCode, AttemptsLeft: 2, State: "s", SignedInAs: evil, CanSignInAgain: true}
 		resp := respond(0, o)
 		if _, ok := specs[k]; !ok {
 			t.Fatalf("kind %d has no page", k)
@@ -198,7 +214,7 @@ func TestEveryOutcomeRendersSafely(t *testing.T) {
 
 // The domain answers with reasons; the words are the web layer's.
 func TestEveryReasonIsWorded(t *testing.T) {
-	for r := flow.ReasonNone + 1; r <= flow.ReasonMissingCode; r++ {
+	for r := flow.ReasonNone + 1; r <= flow.ReasonSignInUnavailable; r++ {
 		words, ok := reasonWords[r]
 		if !ok || words == "" {
 			t.Fatalf("reason %d has no words", r)
@@ -252,5 +268,86 @@ func TestCookieValue(t *testing.T) {
 	}
 	if v := cookieValue(cookies, "missing"); v != "" {
 		t.Fatalf("got %q", v)
+	}
+}
+
+func loginRequest(method, query string, cookies ...string) events.APIGatewayV2HTTPRequest {
+	var req events.APIGatewayV2HTTPRequest
+	req.RawPath = contract.LoginCallbackPath
+	req.RequestContext.HTTP.Method = method
+	req.RequestContext.HTTP.Path = contract.LoginCallbackPath
+	req.RawQueryString = query
+	req.Cookies = cookies
+	return req
+}
+
+func TestLoginRoute(t *testing.T) {
+	ctx := context.Background()
+	secret := strings.Repeat("s", 43)
+	cookie := contract.LoginCookie + "=" + secret
+
+	h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected, SignedInAs: "alice@example.com"})
+	h.LoginCookie = contract.LoginCookie
+	resp, _ := h.Handle(ctx, loginRequest("GET", "code=c1&state=st", "id_token=x", cookie))
+	if len(r.calls) != 1 || r.calls[0] != "LoginReturn" || r.lastLogin != (flow.LoginParams{Secret: secret, Code: "c1", State: "st"}) {
+		t.Fatalf("GET: %v %+v", r.calls, r.lastLogin)
+	}
+	checkSecurityHeaders(t, resp)
+	if !strings.Contains(resp.Body, "alice@example.com") {
+		t.Error("the page must say which account signed in")
+	}
+	if len(resp.Cookies) != 1 || !strings.HasPrefix(resp.Cookies[0], contract.LoginCookie+"=;") || !strings.Contains(resp.Cookies[0], "Max-Age=0") {
+		t.Errorf("a finished sign-in clears its cookie: %v", resp.Cookies)
+	}
+	if _, _ = h.Handle(ctx, loginRequest("GET", "code=a&code=b&state=st", cookie)); len(r.calls) != 1 {
+		t.Error("a duplicated parameter reached the domain")
+	}
+	resp, _ = h.Handle(ctx, loginRequest("POST", "", cookie))
+	if r.calls[len(r.calls)-1] != "SignInAgain" || r.lastLogin.Secret != secret {
+		t.Fatalf("POST: %v %+v", r.calls, r.lastLogin)
+	}
+	if resp, _ := h.Handle(ctx, loginRequest("PUT", "", cookie)); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PUT: %d", resp.StatusCode)
+	}
+
+	// The sign-in redirect: 303 to the provider with the login cookie.
+	h, _ = newHandler(&flow.Outcome{Kind: flow.KindSignIn, Login: &flow.LoginStart{URL: "https://idp.example/authorize?x=1", Secret: secret, MaxAge: 5 * time.Minute}})
+	h.LoginCookie = contract.LoginCookie
+	h.FormAction = func(context.Context) string { return "https://idp.example" }
+	var post events.APIGatewayV2HTTPRequest
+	post.RequestContext.HTTP.Method = "POST"
+	post.RawPath = contract.CallbackPath
+	post.RawQueryString = "session_id=x&state=y"
+	post.Headers = map[string]string{"content-type": "application/x-www-form-urlencoded"}
+	resp, _ = h.Handle(ctx, post)
+	if resp.StatusCode != http.StatusSeeOther || resp.Headers["Location"] != "https://idp.example/authorize?x=1" {
+		t.Fatalf("redirect: %d %v", resp.StatusCode, resp.Headers)
+	}
+	if len(resp.Cookies) != 1 {
+		t.Fatalf("cookies %v", resp.Cookies)
+	}
+	c := resp.Cookies[0]
+	for _, want := range []string{contract.LoginCookie + "=" + secret, "Path=/", "Max-Age=300", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("cookie %q lacks %q", c, want)
+		}
+	}
+	if strings.Contains(c, "Domain=") || strings.Contains(resp.Body, secret) {
+		t.Error("the login cookie must be host-only and its value only in the cookie")
+	}
+	if got := resp.Headers["Content-Security-Policy"]; !strings.Contains(got, "form-action 'self' https://idp.example;") {
+		t.Errorf("CSP %q does not let the sign-in form reach the provider", got)
+	}
+}
+
+func TestWrongAccountPage(t *testing.T) {
+	resp := respond(0, &flow.Outcome{Kind: flow.KindWrongUser, SignedInAs: "bob@example.com", CanSignInAgain: true})
+	for _, want := range []string{"bob@example.com", labelOtherAccount, `method="post"`, signedInWrongUser} {
+		if !strings.Contains(resp.Body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d", resp.StatusCode)
 	}
 }

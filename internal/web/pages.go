@@ -30,10 +30,24 @@ var (
 	// package (what the CSP hash is computed from), never input, and holds
 	// no "</" (TestStyleStaysInItsElement).
 	styleElement = templ.Raw("<style>" + style + "</style>")
-	// csp allows exactly our inline stylesheet, forms to ourselves, nothing else.
-	csp = "default-src 'none'; style-src '" + cspHash(style) + "'; img-src 'none'; " +
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	// csp allows exactly our inline stylesheet, forms to ourselves, nothing
+	// else (cspWith adds the sign-in provider, where a form's answer
+	// redirects to it).
+	csp = cspWith("")
 )
+
+// cspWith is the pages' policy, with origin (when not empty) allowed as a
+// form's destination: Chromium applies form-action to the redirects that
+// follow a form's submission, and the sign-in form's answer redirects to
+// the provider's authorization endpoint.
+func cspWith(origin string) string {
+	forms := "'self'"
+	if origin != "" {
+		forms += " " + origin
+	}
+	return "default-src 'none'; style-src '" + cspHash(style) + "'; img-src 'none'; " +
+		"form-action " + forms + "; frame-ancestors 'none'; base-uri 'none'"
+}
 
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -52,7 +66,12 @@ type view struct {
 	Form bool
 	// CodeInput is set when the form asks for the verification code.
 	CodeInput bool
-	Error     string
+	// SignIn is set when the form's button starts a sign-in.
+	SignIn bool
+	// SignInAgain, when set, is the label of the button that starts
+	// another sign-in for the same session.
+	SignInAgain string
+	Error       string
 }
 
 // render builds a page for o; message, when not empty, replaces the
@@ -70,10 +89,20 @@ func render(o *flow.Outcome, message string) (int, string) {
 	if message != "" {
 		v.Message = message
 	}
+	if o.Kind == flow.KindWrongUser && o.SignedInAs != "" {
+		v.Next = "Or go back to the application and start again."
+	}
+	if o.CanSignInAgain {
+		v.SignInAgain = labelSignInAgain
+		if o.Kind == flow.KindWrongUser {
+			v.SignInAgain = labelOtherAccount
+		}
+	}
 	switch o.Kind {
 	case flow.KindConfirm, flow.KindWrongCode:
 		v.Form = true
-		v.CodeInput = o.Binding == flow.BindingCode
+		v.CodeInput = o.Binding.NeedsCode() && !o.External
+		v.SignIn = o.Binding.NeedsSignIn()
 		if o.Kind == flow.KindWrongCode {
 			plural := "s"
 			if o.AttemptsLeft == 1 {
@@ -83,7 +112,8 @@ func render(o *flow.Outcome, message string) (int, string) {
 		}
 	case flow.KindTryAgain:
 		v.Form = o.State != ""
-		v.CodeInput = v.Form && o.Binding == flow.BindingCode
+		v.CodeInput = v.Form && o.Binding.NeedsCode() && !o.External
+		v.SignIn = v.Form && o.Binding.NeedsSignIn()
 		v.Error = sp.message + " " + sp.next
 	}
 	var buf bytes.Buffer

@@ -48,7 +48,20 @@ var specs = map[flow.Kind]pageSpec{
 		"There is no pending connection for this link. It may have expired and been removed.", "Go back to the application and start again."},
 	flow.KindStateMismatch: {http.StatusForbidden, "error", "This link is not valid",
 		"The link does not match the connection request it names.", "Open the link from the application again, without changing it."},
+	flow.KindLoginRefused: {http.StatusBadRequest, "error", "This sign-in cannot be used",
+		"This sign-in was not started in this browser, was already used, or took too long.", "Open the link from the application again and sign in from there."},
+	flow.KindSignInFailed: {http.StatusForbidden, "error", "Sign-in did not succeed",
+		"The sign-in did not confirm who you are, so nothing was connected.", "Try again, or go back to the application and start again."},
 }
+
+// Labels of the button that starts another sign-in.
+const (
+	labelOtherAccount = "Sign in with another account"
+	labelSignInAgain  = "Sign in again"
+)
+
+// signedInWrongUser replaces KindWrongUser's message on sign-in pages.
+const signedInWrongUser = "You signed in with an account that is not the one this connection was requested for, so nothing was connected."
 
 // reasonWords replaces a page's default message for outcomes whose Reason
 // says more than their Kind.
@@ -58,6 +71,14 @@ var reasonWords = map[flow.Reason]string{
 	flow.ReasonCompletionRefused: "AgentCore Identity did not accept the authorization.",
 	flow.ReasonProviderError:     "The provider reported an error.",
 	flow.ReasonMissingCode:       "Enter the verification code you were given, then press Connect.",
+	flow.ReasonLoginMissing:      "This browser has no sign-in in progress for this page (it must be the browser that opened the link).",
+	flow.ReasonLoginMismatch:     "This sign-in answer belongs to another sign-in.",
+	flow.ReasonLoginUsed:         "This sign-in was already used.",
+	flow.ReasonLoginExpired:      "The sign-in took too long (it must finish within 5 minutes).",
+	flow.ReasonLoginTooMany:      "Too many sign-ins were started for this connection in this browser.",
+	flow.ReasonSignInCancelled:   "The sign-in was cancelled or could not be completed at the sign-in service.",
+	flow.ReasonSignInRejected:    "The answer from the sign-in service could not be verified.",
+	flow.ReasonSignInUnavailable: "The sign-in service did not answer.",
 }
 
 // Messages for requests the handler refuses before the domain sees them.
@@ -67,4 +88,12 @@ const (
 )
 
 // message is the message for o's Reason, or "" for the Kind's default.
-func message(o *flow.Outcome) string { return reasonWords[o.Reason] }
+func message(o *flow.Outcome) string {
+	if o.Kind == flow.KindWrongUser && o.SignedInAs != "" {
+		if o.Reason == flow.ReasonCompletionRefused {
+			return "AgentCore Identity refused to complete this connection for the account you signed in with: it was requested for another account, or the link is no longer valid."
+		}
+		return signedInWrongUser
+	}
+	return reasonWords[o.Reason]
+}

@@ -9,15 +9,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/adapters/agentcore"
 	"github.com/consentflow/consentflow/internal/adapters/awsconf"
+	"github.com/consentflow/consentflow/internal/adapters/oidc"
 	"github.com/consentflow/consentflow/internal/adapters/stepfunctions"
 	"github.com/consentflow/consentflow/internal/app"
 	"github.com/consentflow/consentflow/internal/contract"
@@ -31,6 +37,17 @@ type Clients struct {
 	AgentCore agentcore.API
 	DynamoDB  *dynamodb.Client
 	SFN       stepfunctions.API
+	// Secrets reads the OpenID Connect client secret (only when
+	// contract.EnvOIDCClientSecretName is set).
+	Secrets SecretsAPI
+	// HTTP makes the requests to OpenID Connect providers (nil: a client
+	// with oidc.DefaultTimeout).
+	HTTP *http.Client
+}
+
+// SecretsAPI is the Secrets Manager call the callback makes.
+type SecretsAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
 // ClientsFromConfig builds the clients from the shared configuration
@@ -40,6 +57,7 @@ func ClientsFromConfig(cfg aws.Config) Clients {
 		AgentCore: bedrockagentcore.NewFromConfig(cfg),
 		DynamoDB:  dynamodb.NewFromConfig(cfg),
 		SFN:       sfn.NewFromConfig(cfg),
+		Secrets:   secretsmanager.NewFromConfig(cfg),
 	}
 }
 
@@ -65,16 +83,113 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 	}
 	cookie := app.Or(get, contract.EnvUserTokenCookie, contract.DefaultUserTokenCookie)
 	cfg := flow.CallbackConfig{Binding: c.Binding, WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, CompleteTimeout: o.CompleteTimeout}
-	cb, err := flow.NewCallback(cfg, flow.Deps{
+	store := state.New(cl.DynamoDB, c.Table, o.StoreOptions()...)
+	d := flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
-		Store:    state.New(cl.DynamoDB, c.Table, o.StoreOptions()...),
+		Store:    store,
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},
 		Clock:    o.Clock,
 		Random:   app.RandomBytes,
 		Log:      log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("configuration: %w (%s / %s)", err, contract.EnvWorkloadName, contract.EnvReturnURL)
 	}
-	return &web.Handler{Domain: cb, UserTokenCookie: cookie, Log: log}, nil
+	h := &web.Handler{UserTokenCookie: cookie, LoginCookie: contract.LoginCookie, Log: log}
+	if iss := get(contract.EnvUserTokenIssuer); iss != "" {
+		aud, err := app.Required(get, contract.EnvUserTokenAudience)
+		if err != nil {
+			return nil, err
+		}
+		if d.UserTokens, err = oidc.NewVerifier(iss, aud, cl.HTTP); err != nil {
+			return nil, fmt.Errorf("configuration: %w (%s)", err, contract.EnvUserTokenIssuer)
+		}
+	}
+	if c.Binding.NeedsSignIn() {
+		si, err := signIn(cl, get, c.ReturnURL)
+		if err != nil {
+			return nil, err
+		}
+		d.SignIn, d.Logins = si, store
+		cfg.Prompt = get(contract.EnvOIDCPrompt)
+		h.FormAction = si.AuthOrigin
+	}
+	switch v := get(contract.EnvExternalSessions); v {
+	case "", "false":
+	case "true":
+		cfg.ExternalSessions = true
+	default:
+		return nil, fmt.Errorf("configuration: %s must be \"true\" or \"false\"", contract.EnvExternalSessions)
+	}
+	cb, err := flow.NewCallback(cfg, d)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w (%s / %s / %s)", err, contract.EnvBindingMode, contract.EnvWorkloadName, contract.EnvReturnURL)
+	}
+	h.Domain = cb
+	return h, nil
+}
+
+// prompts are the OpenID Connect prompt values a first sign-in may use.
+var prompts = map[string]bool{"": true, "none": true, "login": true, "consent": true, "select_account": true}
+
+// signIn configures the OpenID Connect provider of the sign-in binding
+// modes. The login callback's URL is the callback URL's, with
+// contract.LoginCallbackPath for contract.CallbackPath.
+func signIn(cl Clients, get app.Getenv, returnURL string) (*oidc.SignIn, error) {
+	var cfg oidc.Config
+	var err error
+	if cfg.Issuer, err = app.Required(get, contract.EnvOIDCIssuer); err != nil {
+		return nil, err
+	}
+	if cfg.ClientID, err = app.Required(get, contract.EnvOIDCClientID); err != nil {
+		return nil, err
+	}
+	if p := get(contract.EnvOIDCPrompt); !prompts[p] {
+		return nil, fmt.Errorf("configuration: %s must be empty or one of none, login, consent, select_account", contract.EnvOIDCPrompt)
+	}
+	if cfg.RedirectURL, err = LoginRedirectURL(returnURL); err != nil {
+		return nil, err
+	}
+	cfg.Scopes = strings.Fields(app.Or(get, contract.EnvOIDCScopes, contract.DefaultOIDCScopes))
+	cfg.UserClaim = app.Or(get, contract.EnvOIDCUserClaim, contract.DefaultOIDCUserClaim)
+	cfg.UserPrefix = get(contract.EnvOIDCUserPrefix)
+	cfg.HTTPClient = cl.HTTP
+	if name := get(contract.EnvOIDCClientSecretName); name != "" {
+		if cfg.ClientSecret, err = clientSecret(cl.Secrets, name); err != nil {
+			return nil, err
+		}
+	}
+	si, err := oidc.NewSignIn(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w (%s)", err, contract.EnvOIDCIssuer)
+	}
+	return si, nil
+}
+
+// LoginRedirectURL is the login callback's URL for the callback URL
+// returnURL: the same origin, contract.LoginCallbackPath for
+// contract.CallbackPath (under the same path prefix, if any).
+func LoginRedirectURL(returnURL string) (string, error) {
+	u, err := url.Parse(returnURL)
+	if err != nil || !strings.HasSuffix(u.Path, contract.CallbackPath) {
+		return "", fmt.Errorf("configuration: %s must end in %s", contract.EnvReturnURL, contract.CallbackPath)
+	}
+	u.Path = strings.TrimSuffix(u.Path, contract.CallbackPath) + contract.LoginCallbackPath
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+// clientSecret reads the OpenID Connect client secret (the secret's whole
+// string) once, when the function starts.
+func clientSecret(sm SecretsAPI, name string) (string, error) {
+	if sm == nil {
+		return "", fmt.Errorf("configuration: %s is set but no Secrets Manager client was given", contract.EnvOIDCClientSecretName)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &name})
+	if err != nil {
+		return "", fmt.Errorf("configuration: reading the OpenID Connect client secret (%s) failed: %w", contract.EnvOIDCClientSecretName, err)
+	}
+	if out.SecretString == nil || *out.SecretString == "" {
+		return "", fmt.Errorf("configuration: the secret named by %s has no string value", contract.EnvOIDCClientSecretName)
+	}
+	return *out.SecretString, nil
 }
