@@ -320,8 +320,8 @@ func loadOIDC(get func(key string) any, c *Config) []error {
 		if external {
 			errs = append(errs, fmt.Errorf("context %s=true needs %s: a session the callback did not start has no record of the user who started it "+
 				"and no verification code, so without a strong binding (the browser signed in at your OpenID Connect provider) "+
-				"the callback cannot know whom an unknown session belongs to; set %s and the %s keys, or leave %s false",
-				CtxExternalSessions, oidcModes, CtxBindingMode, "oidc*", CtxExternalSessions))
+				"the callback cannot know whom an unknown session belongs to; set %s with %s and %s, or leave %s false",
+				CtxExternalSessions, oidcModes, CtxBindingMode, CtxOIDCIssuer, CtxOIDCClientID, CtxExternalSessions))
 		}
 		return errs
 	}
