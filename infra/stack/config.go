@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/consentflow/consentflow/internal/contract"
 )
@@ -25,6 +29,24 @@ const (
 	CtxCredentialProviderName      = "credentialProviderName"
 	CtxCredentialProviderSecretArn = "credentialProviderSecretArn"
 	CtxOAuth2Provider              = "oauth2Provider"
+
+	// Sign-in (oidc) binding: the application's OpenID Connect provider.
+	CtxOIDCIssuer           = "oidcIssuer"
+	CtxOIDCClientID         = "oidcClientId"
+	CtxOIDCClientSecretName = "oidcClientSecretName"
+	CtxOIDCUserClaim        = "oidcUserClaim"
+	CtxOIDCUserPrefix       = "oidcUserPrefix"
+	CtxOIDCPrompt           = "oidcPrompt"
+	CtxOIDCScopes           = "oidcScopes"
+	CtxExternalSessions     = "externalSessions"
+
+	// JWT-cookie binding: the issuer and audience of the users' JWTs.
+	CtxUserTokenIssuer   = "userTokenIssuer"
+	CtxUserTokenAudience = "userTokenAudience"
+
+	// Custom domain of the callback API.
+	CtxDomainName     = "domainName"
+	CtxCertificateArn = "certificateArn"
 )
 
 // Config is everything the stack takes from the CDK context, validated.
@@ -40,10 +62,27 @@ type Config struct {
 	// StateMachineName is explicit so the functions' policies can name the state machine's ARN
 	// without referencing the construct (which would be a dependency cycle).
 	StateMachineName string
-	// BindingMode is "code" (default) or "none".
+	// BindingMode is one of contract.BindingModes(): "code" (default), "oidc", "oidc+code" or
+	// "none".
 	BindingMode      string
 	UserTokenCookie  string
 	LogRetentionDays int
+
+	// OIDC configures the sign-in at the application's OpenID Connect provider; it is the zero
+	// value unless BindingMode is an oidc mode (see OIDCBinding).
+	OIDC OIDCConfig
+	// ExternalSessions lets the callback complete sessions it did not start (agents in
+	// AgentCore Runtime, Gateway targets); only with an oidc mode.
+	ExternalSessions bool
+	// UserTokenIssuer and UserTokenAudience enable JWT-cookie binding (both or neither); they
+	// need DomainName.
+	UserTokenIssuer   string
+	UserTokenAudience string
+	// DomainName and CertificateArn put the callback API behind a custom domain (both or
+	// neither); CertificateRegion is the Region named in CertificateArn.
+	DomainName        string
+	CertificateArn    string
+	CertificateRegion string
 
 	// ProviderName is the name of the OAuth2 credential provider: the one NewProvider creates,
 	// or the existing one named by credentialProviderName.
@@ -53,6 +92,33 @@ type Config struct {
 	ProviderSecretArn string
 	// NewProvider describes the credential provider to create, or is nil to use an existing one.
 	NewProvider *ProviderSpec
+}
+
+// OIDCConfig is consentflow's client at the application's OpenID Connect provider (the oidc
+// binding modes).
+type OIDCConfig struct {
+	// Issuer is the provider's issuer URL (https), exactly as its ID tokens carry it.
+	Issuer string
+	// ClientID is consentflow's client id at the provider.
+	ClientID string
+	// ClientSecretName is the name or ARN of the Secrets Manager secret with the client
+	// secret; empty for a public client.
+	ClientSecretName string
+	// UserClaim is the ID token claim that identifies the user (default "sub").
+	UserClaim string
+	// UserPrefix goes before the claim's value to form the userId flows are started with.
+	UserPrefix string
+	// Prompt is the OpenID Connect prompt of the first sign-in ("" for none sent).
+	Prompt string
+	// Scopes are the scopes asked for at sign-in, space separated (default
+	// contract.DefaultOIDCScopes); they always include openid.
+	Scopes string
+}
+
+// OIDCBinding reports whether the binding mode signs the browser in at the application's
+// OpenID Connect provider.
+func (c Config) OIDCBinding() bool {
+	return c.BindingMode == contract.BindingOIDC || c.BindingMode == contract.BindingOIDCCode
 }
 
 // ProviderSpec is the value of the oauth2Provider context: the OAuth2 credential provider the
@@ -119,7 +185,26 @@ var (
 	cookieNameRE       = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 	secretArnRE        = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$`)
 	httpsURLRE         = regexp.MustCompile(`^https://\S+$`)
+	// Secrets Manager secret names: 1-512 characters of letters, digits and /_+=.@-.
+	secretNameRE = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+	// A claim name: a JSON member name without spaces or quotes, such as sub, email, oid,
+	// cognito:username, custom:tenant_user or a namespaced https://example.com/uid.
+	claimNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.:/#-]{0,127}$`)
+	// An OAuth 2.0 scope token (RFC 6749 section 3.3).
+	scopeTokenRE = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
+	// A client id or audience: printable ASCII without spaces.
+	clientIDRE = regexp.MustCompile(`^[\x21-\x7E]{1,256}$`)
+	// An ACM certificate ARN; group 1 is its Region.
+	certificateArnRE = regexp.MustCompile(`^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$`)
+	// A DNS host name: at least two labels of letters, digits and inner hyphens, no wildcard.
+	domainNameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
+
+// OIDCPrompts are the accepted values of oidcPrompt ("" sends no prompt).
+var OIDCPrompts = []string{"", "none", "login", "consent", "select_account"}
+
+// maxOIDCUserPrefix is the longest oidcUserPrefix (characters): a userId has at most 128.
+const maxOIDCUserPrefix = 64
 
 // retentionDays lists the retention periods CloudWatch Logs accepts (days) that we allow.
 var retentionDays = map[int]bool{1: true, 3: true, 5: true, 7: true, 14: true, 30: true, 60: true,
@@ -161,12 +246,14 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	if !eventBusNameRE.MatchString(c.EventBusName) {
 		errs = append(errs, fmt.Errorf("context %s %q is not a valid event bus name", CtxEventBusName, c.EventBusName))
 	}
-	if c.BindingMode != contract.BindingCode && c.BindingMode != contract.BindingNone {
-		errs = append(errs, fmt.Errorf("context %s must be \"code\" or \"none\", got %q", CtxBindingMode, c.BindingMode))
+	if !slices.Contains(contract.BindingModes(), c.BindingMode) {
+		errs = append(errs, fmt.Errorf("context %s must be one of %s, got %q", CtxBindingMode, quoted(contract.BindingModes()), c.BindingMode))
 	}
 	if !cookieNameRE.MatchString(c.UserTokenCookie) {
 		errs = append(errs, fmt.Errorf("context %s %q is not a valid cookie name", CtxUserTokenCookie, c.UserTokenCookie))
 	}
+	errs = append(errs, loadOIDC(get, &c)...)
+	errs = append(errs, loadDomainAndUserToken(get, &c)...)
 
 	existing := strOr(get(CtxCredentialProviderName), "")
 	c.ProviderSecretArn = strOr(get(CtxCredentialProviderSecretArn), "")
@@ -197,6 +284,196 @@ func LoadConfig(get func(key string) any) (Config, error) {
 			CtxCredentialProviderName, CtxCredentialProviderName, CtxOAuth2Provider, CtxOAuth2Provider))
 	}
 	return c, errors.Join(errs...)
+}
+
+// loadOIDC reads the oidc binding's keys into c.OIDC and c.ExternalSessions.
+func loadOIDC(get func(key string) any, c *Config) []error {
+	var errs []error
+	o := OIDCConfig{
+		Issuer:           strOr(get(CtxOIDCIssuer), ""),
+		ClientID:         strOr(get(CtxOIDCClientID), ""),
+		ClientSecretName: strOr(get(CtxOIDCClientSecretName), ""),
+		UserClaim:        strOr(get(CtxOIDCUserClaim), ""),
+		UserPrefix:       strOr(get(CtxOIDCUserPrefix), ""),
+		Prompt:           strOr(get(CtxOIDCPrompt), ""),
+	}
+	scopes, err := scopesOf(get(CtxOIDCScopes))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	external, err := boolOf(get(CtxExternalSessions))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("context %s: %w", CtxExternalSessions, err))
+	}
+	oidcModes := fmt.Sprintf("%s %q or %q", CtxBindingMode, contract.BindingOIDC, contract.BindingOIDCCode)
+	if !c.OIDCBinding() {
+		for _, k := range []struct{ key, value string }{
+			{CtxOIDCIssuer, o.Issuer}, {CtxOIDCClientID, o.ClientID}, {CtxOIDCClientSecretName, o.ClientSecretName},
+			{CtxOIDCUserClaim, o.UserClaim}, {CtxOIDCUserPrefix, o.UserPrefix}, {CtxOIDCPrompt, o.Prompt},
+			{CtxOIDCScopes, strings.Join(scopes, " ")},
+		} {
+			if k.value != "" {
+				errs = append(errs, fmt.Errorf("context %s applies to %s only (%s is %q): remove it, or set %s to an oidc mode",
+					k.key, oidcModes, CtxBindingMode, c.BindingMode, CtxBindingMode))
+			}
+		}
+		if external {
+			errs = append(errs, fmt.Errorf("context %s=true needs %s: a session the callback did not start has no record of the user who started it "+
+				"and no verification code, so without a strong binding (the browser signed in at your OpenID Connect provider) "+
+				"the callback cannot know whom an unknown session belongs to; set %s with %s and %s, or leave %s false",
+				CtxExternalSessions, oidcModes, CtxBindingMode, CtxOIDCIssuer, CtxOIDCClientID, CtxExternalSessions))
+		}
+		return errs
+	}
+
+	c.ExternalSessions = external
+	if o.UserClaim == "" {
+		o.UserClaim = contract.DefaultOIDCUserClaim
+	}
+	if len(scopes) == 0 {
+		scopes = strings.Fields(contract.DefaultOIDCScopes)
+	}
+	o.Scopes = strings.Join(scopes, " ")
+	c.OIDC = o
+	if o.Issuer == "" {
+		errs = append(errs, fmt.Errorf("context %s is required with %s %q: the issuer URL of your OpenID Connect provider, "+
+			"exactly as its ID tokens carry it in iss (for example https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123)",
+			CtxOIDCIssuer, CtxBindingMode, c.BindingMode))
+	} else if err := checkIssuer(o.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("context %s %q: %w", CtxOIDCIssuer, o.Issuer, err))
+	}
+	if o.ClientID == "" {
+		errs = append(errs, fmt.Errorf("context %s is required with %s %q: consentflow's client id at your OpenID Connect provider (see docs/deploy.md, Sign-in binding)",
+			CtxOIDCClientID, CtxBindingMode, c.BindingMode))
+	} else if !clientIDRE.MatchString(o.ClientID) {
+		errs = append(errs, fmt.Errorf("context %s %q: 1-256 printable characters without spaces", CtxOIDCClientID, o.ClientID))
+	}
+	if s := o.ClientSecretName; s != "" && !secretArnRE.MatchString(s) && !(secretNameRE.MatchString(s) && !strings.HasPrefix(s, "arn:")) {
+		errs = append(errs, fmt.Errorf("context %s %q is neither a Secrets Manager secret name (1-512 characters of A-Z a-z 0-9 /_+=.@-) nor a secret ARN; "+
+			"leave it unset for a public client", CtxOIDCClientSecretName, s))
+	}
+	if !claimNameRE.MatchString(o.UserClaim) {
+		errs = append(errs, fmt.Errorf("context %s %q is not a claim name (a letter or _, then up to 127 of A-Z a-z 0-9 _ . : / # -; for example sub, email, cognito:username)",
+			CtxOIDCUserClaim, o.UserClaim))
+	}
+	if n := utf8.RuneCountInString(o.UserPrefix); n > maxOIDCUserPrefix || !printable(o.UserPrefix) {
+		errs = append(errs, fmt.Errorf("context %s %q: at most %d printable characters (a userId has at most 128, and the claim's value follows the prefix)",
+			CtxOIDCUserPrefix, o.UserPrefix, maxOIDCUserPrefix))
+	}
+	if !slices.Contains(OIDCPrompts, o.Prompt) {
+		errs = append(errs, fmt.Errorf("context %s must be empty or one of none, login, consent, select_account, got %q", CtxOIDCPrompt, o.Prompt))
+	}
+	if !slices.Contains(scopes, "openid") {
+		errs = append(errs, fmt.Errorf("context %s %q must include openid: without it the provider returns no ID token to sign the user in with", CtxOIDCScopes, o.Scopes))
+	}
+	return errs
+}
+
+// loadDomainAndUserToken reads the custom domain and the JWT-cookie binding's keys.
+func loadDomainAndUserToken(get func(key string) any, c *Config) []error {
+	var errs []error
+	c.DomainName = strings.ToLower(strOr(get(CtxDomainName), ""))
+	c.CertificateArn = strOr(get(CtxCertificateArn), "")
+	c.UserTokenIssuer = strOr(get(CtxUserTokenIssuer), "")
+	c.UserTokenAudience = strOr(get(CtxUserTokenAudience), "")
+
+	if c.DomainName != "" && (len(c.DomainName) > 253 || !domainNameRE.MatchString(c.DomainName)) {
+		errs = append(errs, fmt.Errorf("context %s %q is not a host name such as consent.example.com (no scheme, path, port or wildcard)", CtxDomainName, c.DomainName))
+	}
+	if c.CertificateArn != "" {
+		if m := certificateArnRE.FindStringSubmatch(c.CertificateArn); m != nil {
+			c.CertificateRegion = m[1]
+		} else {
+			errs = append(errs, fmt.Errorf("context %s %q is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)", CtxCertificateArn, c.CertificateArn))
+		}
+	}
+	if (c.DomainName == "") != (c.CertificateArn == "") {
+		errs = append(errs, fmt.Errorf("set both context %s and %s for a custom domain, or neither: the custom domain needs an ACM certificate for it "+
+			"in the stack's Region", CtxDomainName, CtxCertificateArn))
+	}
+
+	if c.UserTokenIssuer != "" {
+		if err := checkIssuer(c.UserTokenIssuer); err != nil {
+			errs = append(errs, fmt.Errorf("context %s %q: %w", CtxUserTokenIssuer, c.UserTokenIssuer, err))
+		}
+		if c.UserTokenAudience == "" {
+			errs = append(errs, fmt.Errorf("context %s needs %s: the audience (client id) your application's JWTs carry; the callback accepts no JWT without checking it",
+				CtxUserTokenIssuer, CtxUserTokenAudience))
+		}
+		if c.DomainName == "" {
+			errs = append(errs, fmt.Errorf("context %s (JWT-cookie binding) needs a custom domain: the callback reads the user's JWT from your application's cookie, "+
+				"and the browser never sends that cookie to the callback on its execute-api.amazonaws.com host; "+
+				"set %s to a host under your application's domain and %s to its ACM certificate (see docs/deploy.md, JWT-cookie binding)",
+				CtxUserTokenIssuer, CtxDomainName, CtxCertificateArn))
+		}
+	}
+	if c.UserTokenAudience != "" {
+		if c.UserTokenIssuer == "" {
+			errs = append(errs, fmt.Errorf("context %s applies with %s only (JWT-cookie binding): set the issuer too, or remove it", CtxUserTokenAudience, CtxUserTokenIssuer))
+		}
+		if !clientIDRE.MatchString(c.UserTokenAudience) {
+			errs = append(errs, fmt.Errorf("context %s %q: 1-256 printable characters without spaces", CtxUserTokenAudience, c.UserTokenAudience))
+		}
+	}
+	return errs
+}
+
+// checkIssuer accepts an OpenID Connect issuer: an https URL with a host and no query or
+// fragment (OpenID Connect Discovery 1.0). It is kept verbatim: tokens must carry exactly it.
+func checkIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !httpsURLRE.MatchString(s) || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.Contains(s, "#") || u.User != nil {
+		return errors.New("must be an https URL with a host and no query or fragment (the issuer exactly as the tokens carry it in iss)")
+	}
+	return nil
+}
+
+// scopesOf reads oidcScopes: a space-separated string (`-c oidcScopes="openid email"`) or a
+// JSON array of strings (cdk.json). Duplicates are dropped, the order is kept.
+func scopesOf(v any) ([]string, error) {
+	var list []string
+	switch t := v.(type) {
+	case nil:
+	case string:
+		list = strings.Fields(t)
+	case []any:
+		for _, x := range t {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("context %s: want scopes as strings, got %v", CtxOIDCScopes, x)
+			}
+			list = append(list, s)
+		}
+	default:
+		return nil, fmt.Errorf("context %s: want a space-separated string or a list of scopes, got %v", CtxOIDCScopes, v)
+	}
+	var out []string
+	for _, s := range list {
+		if !scopeTokenRE.MatchString(s) {
+			return nil, fmt.Errorf("context %s: %q is not a scope (printable ASCII without spaces, quotes or backslashes)", CtxOIDCScopes, s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+func quoted(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 func providerSpecOf(v any) (*ProviderSpec, error) {

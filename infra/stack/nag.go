@@ -28,7 +28,8 @@ func addNagSuppressions(cf *ConsentFlow) {
 	// it cannot carry AWS or bearer credentials. It authenticates the request itself (session id
 	// + OAuth state checked in constant time, one-time verification code, conditional writes).
 	suppress(cf.API, "AwsSolutions-APIG4",
-		"Public OAuth redirect endpoint: the browser arrives from the provider without credentials; the callback function authenticates each request by session id, OAuth state and the one-time verification code.")
+		"Public OAuth redirect endpoint: the browser arrives from the provider without credentials; the callback function authenticates each request by session id, OAuth state and the one-time verification code "+
+			"(with an oidc binding also the login callback route, where the application's OpenID Connect provider returns the browser after sign-in).")
 
 	xray := "Resource::* is for xray:PutTraceSegments and xray:PutTelemetryRecords only (active tracing), which have no resource-level permissions; every other statement names its resources."
 	suppress(cf.InitiateRole, "AwsSolutions-IAM5", xray, "Resource::*")

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2integrations"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsbedrockagentcore"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscertificatemanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -86,9 +87,17 @@ type ConsentFlow struct {
 	Workload        awsbedrockagentcore.WorkloadIdentity
 	// Provider is the credential provider the stack created, nil when an existing one is used.
 	Provider awsbedrockagentcore.OAuth2CredentialProvider
-	// CallbackURL is the API's callback URL (a token): RETURN_URL and the workload's allowed
-	// return URL.
+	// Domain is the API's custom domain and Mapping maps the API's default stage to it; both
+	// nil without a custom domain.
+	Domain  awsapigatewayv2.DomainName
+	Mapping awsapigatewayv2.ApiMapping
+	// CallbackURL is the API's callback URL (a token without a custom domain): RETURN_URL and
+	// the workload's allowed return URL.
 	CallbackURL *string
+	// LoginRedirectURI is the redirect URI to register at the application's OpenID Connect
+	// provider (the callback URL's origin + contract.LoginCallbackPath); nil unless the binding
+	// mode is an oidc mode.
+	LoginRedirectURI *string
 }
 
 // New defines the consentflow stack.
@@ -133,12 +142,29 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		cf.Bus = ownBus
 	}
 
-	// Callback HTTP API (its routes are added once the callback function exists).
-	cf.API = awsapigatewayv2.NewHttpApi(s, jsii.String("CallbackApi"), &awsapigatewayv2.HttpApiProps{
+	// Callback HTTP API (its routes are added once the callback function exists). With a
+	// custom domain the execute-api endpoint is disabled: every URL the stack hands out (the
+	// return URL, the login redirect URI) is on the custom domain, the cookies the callback
+	// reads are only sent there, and a second way in would only be a second origin to defend.
+	apiProps := &awsapigatewayv2.HttpApiProps{
 		ApiName:     jsii.String(id + "-callback"),
 		Description: jsii.String("consentflow: the OAuth return URL (" + contract.CallbackPath + ")"),
-	})
-	cf.CallbackURL = jsii.String(*cf.API.ApiEndpoint() + contract.CallbackPath)
+	}
+	if cfg.DomainName != "" {
+		apiProps.DisableExecuteApiEndpoint = jsii.Bool(true)
+	}
+	cf.API = awsapigatewayv2.NewHttpApi(s, jsii.String("CallbackApi"), apiProps)
+	var origin string // scheme and host of every URL the API serves
+	if cfg.DomainName != "" {
+		cf.Domain, cf.Mapping = newCustomDomain(s, cfg, cf.API)
+		origin = "https://" + cfg.DomainName
+	} else {
+		origin = *cf.API.ApiEndpoint() // (the construct refuses to name it when disabled)
+	}
+	cf.CallbackURL = jsii.String(origin + contract.CallbackPath)
+	if cfg.OIDCBinding() {
+		cf.LoginRedirectURI = jsii.String(origin + contract.LoginCallbackPath)
+	}
 	accessLogs := logGroup("CallbackApiAccessLogs")
 	stage := cf.API.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
 	stage.SetAccessLogSettings(&awsapigatewayv2.CfnStage_AccessLogSettingsProperty{
@@ -171,13 +197,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		timeout:     15,
 		role:        initiateRole,
 		logs:        logGroup("InitiateLogs"),
-		env: map[string]string{
-			contract.EnvSessionsTable: *cf.Table.TableName(),
-			contract.EnvWorkloadName:  cfg.WorkloadName,
-			contract.EnvReturnURL:     *cf.CallbackURL,
-			contract.EnvEventBusName:  cfg.EventBusName,
-			contract.EnvBindingMode:   cfg.BindingMode,
-		},
+		env:         initiateEnv(cfg, cf),
 	})
 	cf.Callback = newFunction(s, "Callback", functionSpec{
 		description: "consentflow: OAuth return URL; binds the session to the user and resumes the task",
@@ -185,13 +205,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		timeout:     10,
 		role:        callbackRole,
 		logs:        logGroup("CallbackLogs"),
-		env: map[string]string{
-			contract.EnvSessionsTable:   *cf.Table.TableName(),
-			contract.EnvWorkloadName:    cfg.WorkloadName,
-			contract.EnvReturnURL:       *cf.CallbackURL,
-			contract.EnvBindingMode:     cfg.BindingMode,
-			contract.EnvUserTokenCookie: cfg.UserTokenCookie,
-		},
+		env:         callbackEnv(cfg, cf),
 	})
 	// The functions use the workload identity and the provider by name: deploy those first.
 	for _, fn := range []awslambda.Function{cf.Initiate, cf.Callback} { // the resumer uses neither
@@ -207,14 +221,24 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		restrictPublishers(ownBus, initiateRole)
 	}
 
-	cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
-		Path:    jsii.String(contract.CallbackPath),
-		Methods: &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET, awsapigatewayv2.HttpMethod_POST},
-		Integration: awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("CallbackIntegration"), cf.Callback,
-			&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
-				PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0(),
-			}),
-	})
+	// One integration for the callback's routes: the AgentCore return URL and, with an oidc
+	// binding, the provider's redirect after sign-in. Each route gets its own invoke
+	// permission, scoped to its method and path.
+	integration := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("CallbackIntegration"), cf.Callback,
+		&awsapigatewayv2integrations.HttpLambdaIntegrationProps{
+			PayloadFormatVersion: awsapigatewayv2.PayloadFormatVersion_VERSION_2_0(),
+		})
+	paths := []string{contract.CallbackPath}
+	if cfg.OIDCBinding() {
+		paths = append(paths, contract.LoginCallbackPath)
+	}
+	for _, path := range paths {
+		cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+			Path:        jsii.String(path),
+			Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET, awsapigatewayv2.HttpMethod_POST},
+			Integration: integration,
+		})
+	}
 
 	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, logGroup("AuthorizeUserLogs"))
 
@@ -232,6 +256,14 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		out("CredentialProviderCallbackUrl", *cf.Provider.CallbackUrl(),
 			"Register this as the redirect URI of the OAuth client at the provider")
 	}
+	if cf.LoginRedirectURI != nil {
+		out("LoginRedirectUri", *cf.LoginRedirectURI,
+			"Register this as a redirect URI of consentflow's client at your OpenID Connect provider (sign-in binding)")
+	}
+	if cf.Domain != nil {
+		out("CustomDomainTarget", *cf.Domain.RegionalDomainName(),
+			"Point a DNS CNAME (or Route 53 alias) record for "+cfg.DomainName+" at this name")
+	}
 
 	addNagSuppressions(cf)
 	return cf
@@ -243,6 +275,8 @@ type arnSet struct {
 	workloadDirectory, workload, tokenVault, provider string
 	providerSecret                                    string
 	stateMachine                                      string
+	// oidcClientSecret is the sign-in client's secret (oidcClientSecretName), "" when unset.
+	oidcClientSecret string
 }
 
 func newARNs(s awscdk.Stack, cfg Config) arnSet {
@@ -261,6 +295,7 @@ func newARNs(s awscdk.Stack, cfg Config) arnSet {
 			ResourceName: jsii.String(cfg.StateMachineName), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 		}),
 	}
+	a.oidcClientSecret = secretARN(s, cfg.OIDC.ClientSecretName)
 	switch {
 	case cfg.ProviderSecretArn != "":
 		a.providerSecret = cfg.ProviderSecretArn
@@ -275,6 +310,94 @@ func newARNs(s awscdk.Stack, cfg Config) arnSet {
 		})
 	}
 	return a
+}
+
+// secretARN is the ARN an IAM policy names for a secret given by name or ARN: an ARN as given,
+// a name as the partial ARN arn:${Partition}:secretsmanager:${Region}:${Account}:secret:<name>-??????
+// (Secrets Manager appends six random characters to the name). "" for "".
+func secretARN(s awscdk.Stack, nameOrARN string) string {
+	switch {
+	case nameOrARN == "":
+		return ""
+	case secretArnRE.MatchString(nameOrARN):
+		return nameOrARN
+	}
+	return *s.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
+		ResourceName: jsii.String(nameOrARN + "-??????"), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+}
+
+// newCustomDomain defines the API's custom domain (regional, TLS 1.2, the imported ACM
+// certificate) and maps the API's default stage to its root.
+func newCustomDomain(s awscdk.Stack, cfg Config, api awsapigatewayv2.HttpApi) (awsapigatewayv2.DomainName, awsapigatewayv2.ApiMapping) {
+	// A regional custom domain needs a certificate in its own Region. The stack is usually
+	// environment-agnostic (the Region is a token) and then API Gateway checks it at deploy.
+	if r := s.Region(); !*awscdk.Token_IsUnresolved(r) && *r != cfg.CertificateRegion {
+		panic(fmt.Errorf("context %s is in Region %s but the stack deploys to %s: API Gateway needs the custom domain's ACM certificate in the stack's Region; "+
+			"request or import one there", CtxCertificateArn, cfg.CertificateRegion, *r))
+	}
+	cert := awscertificatemanager.Certificate_FromCertificateArn(s, jsii.String("CallbackCertificate"), jsii.String(cfg.CertificateArn))
+	domain := awsapigatewayv2.NewDomainName(s, jsii.String("CallbackDomain"), &awsapigatewayv2.DomainNameProps{
+		DomainName:     jsii.String(cfg.DomainName),
+		Certificate:    cert,
+		EndpointType:   awsapigatewayv2.EndpointType_REGIONAL,
+		SecurityPolicy: awsapigatewayv2.SecurityPolicy_TLS_1_2,
+	})
+	mapping := awsapigatewayv2.NewApiMapping(s, jsii.String("CallbackApiMapping"), &awsapigatewayv2.ApiMappingProps{
+		Api:        api,
+		DomainName: domain,
+		Stage:      api.DefaultStage(),
+	})
+	return domain, mapping
+}
+
+// initiateEnv is the initiate function's environment.
+func initiateEnv(cfg Config, cf *ConsentFlow) map[string]string {
+	env := map[string]string{
+		contract.EnvSessionsTable: *cf.Table.TableName(),
+		contract.EnvWorkloadName:  cfg.WorkloadName,
+		contract.EnvReturnURL:     *cf.CallbackURL,
+		contract.EnvEventBusName:  cfg.EventBusName,
+		contract.EnvBindingMode:   cfg.BindingMode,
+	}
+	// Initiate refuses a userToken input unless JWT-cookie binding is configured.
+	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
+	return env
+}
+
+// callbackEnv is the callback function's environment: the sign-in settings only with an oidc
+// binding mode, external sessions only when enabled, the JWT-cookie settings only when set.
+func callbackEnv(cfg Config, cf *ConsentFlow) map[string]string {
+	env := map[string]string{
+		contract.EnvSessionsTable:   *cf.Table.TableName(),
+		contract.EnvWorkloadName:    cfg.WorkloadName,
+		contract.EnvReturnURL:       *cf.CallbackURL,
+		contract.EnvBindingMode:     cfg.BindingMode,
+		contract.EnvUserTokenCookie: cfg.UserTokenCookie,
+	}
+	if cfg.OIDCBinding() {
+		o := cfg.OIDC
+		env[contract.EnvOIDCIssuer] = o.Issuer
+		env[contract.EnvOIDCClientID] = o.ClientID
+		env[contract.EnvOIDCUserClaim] = o.UserClaim
+		env[contract.EnvOIDCScopes] = o.Scopes
+		setIf(env, contract.EnvOIDCClientSecretName, o.ClientSecretName)
+		setIf(env, contract.EnvOIDCUserPrefix, o.UserPrefix)
+		setIf(env, contract.EnvOIDCPrompt, o.Prompt)
+	}
+	if cfg.ExternalSessions {
+		env[contract.EnvExternalSessions] = "true"
+	}
+	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
+	setIf(env, contract.EnvUserTokenAudience, cfg.UserTokenAudience)
+	return env
+}
+
+func setIf(env map[string]string, key, value string) {
+	if value != "" {
+		env[key] = value
+	}
 }
 
 func functionRole(s awscdk.Stack, id, what string) awsiam.Role {
@@ -396,6 +519,11 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	role.AddToPolicy(providerSecretStatement(cf, a))
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
 	role.AddToPolicy(statement("TaskResponse", callbackTaskActions, a.stateMachine))
+	if a.oidcClientSecret != "" {
+		// The client secret of consentflow's client at the application's OpenID Connect
+		// provider (sign-in binding): exactly that secret.
+		role.AddToPolicy(statement("ReadOIDCClientSecret", []string{"secretsmanager:GetSecretValue"}, a.oidcClientSecret))
+	}
 }
 
 // Resumer tuning: the event source mapping retries a failed record (each invocation already

@@ -39,6 +39,19 @@ var (
 	main synthesized
 	// alt: an existing provider, the default event bus, binding mode none, removal destroy.
 	alt synthesized
+	// oidcFull: binding mode oidc with a client secret by name, every sign-in option,
+	// external sessions, JWT-cookie binding and a custom domain (certificate in eu-west-1,
+	// environment-agnostic stack: the Region is not known at synthesis).
+	oidcFull synthesized
+	// oidcPublic: binding mode oidc, a public client (no secret), externalSessions false, no
+	// custom domain.
+	oidcPublic synthesized
+	// oidcCode: binding mode oidc+code, the client secret by ARN, a custom domain, and a stack
+	// in us-east-1 (the certificate's Region, checked at synthesis).
+	oidcCode synthesized
+	// jwtNoDomain is JWT-cookie binding without a custom domain; certElsewhere a stack in
+	// eu-west-1 with a us-east-1 certificate. Both must fail to synthesize.
+	jwtNoDomain, certElsewhere synthesized
 	// canaryErr is the synthesis error of a stack with a deliberate schema error, under the
 	// same validation setting: proof that the default-rule validation runs in these syntheses.
 	canaryErr error
@@ -60,7 +73,59 @@ var (
 		CtxStateMachineName:                         "AuthorizeUserStaging",
 		CtxWorkloadName:                             "consentflow-staging",
 	}
+	oidcFullContext = map[string]any{
+		"@aws-cdk/core:validateAgainstDefaultRules": true,
+		CtxCredentialProviderName:                   "my-google",
+		CtxBindingMode:                              contract.BindingOIDC,
+		CtxOIDCIssuer:                               "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123",
+		CtxOIDCClientID:                             "4example5client6id",
+		CtxOIDCClientSecretName:                     "consentflow/oidc-client",
+		CtxOIDCUserClaim:                            "email",
+		CtxOIDCUserPrefix:                           "cognito|",
+		CtxOIDCPrompt:                               "login",
+		CtxOIDCScopes:                               []any{"openid", "email"},
+		CtxExternalSessions:                         true,
+		CtxUserTokenIssuer:                          "https://example.eu.auth0.com/",
+		CtxUserTokenAudience:                        "app-client-id",
+		CtxDomainName:                               "consent.example.com",
+		CtxCertificateArn:                           "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+	}
+	oidcPublicContext = map[string]any{
+		"@aws-cdk/core:validateAgainstDefaultRules": true,
+		CtxCredentialProviderName:                   "my-google",
+		CtxBindingMode:                              contract.BindingOIDC,
+		CtxOIDCIssuer:                               "https://login.example.com",
+		CtxOIDCClientID:                             "public-client",
+		CtxExternalSessions:                         "false",
+	}
+	oidcCodeContext = map[string]any{
+		"@aws-cdk/core:validateAgainstDefaultRules": true,
+		CtxCredentialProviderName:                   "my-google",
+		CtxBindingMode:                              contract.BindingOIDCCode,
+		CtxOIDCIssuer:                               "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0",
+		CtxOIDCClientID:                             "11111111-2222-3333-4444-555555555555",
+		CtxOIDCClientSecretName:                     oidcSecretARN,
+		CtxDomainName:                               "auth.example.org",
+		CtxCertificateArn:                           "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+	}
+	jwtNoDomainContext = map[string]any{
+		CtxCredentialProviderName: "my-google",
+		CtxUserTokenIssuer:        "https://example.eu.auth0.com/",
+		CtxUserTokenAudience:      "app-client-id",
+	}
+	certElsewhereContext = map[string]any{
+		CtxCredentialProviderName: "my-google",
+		CtxDomainName:             "auth.example.org",
+		CtxCertificateArn:         "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+	}
 )
+
+const oidcSecretARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:consentflow/entra-AbCdEf"
+
+// variants are the stacks that synthesize, by name.
+func variants() map[string]*synthesized {
+	return map[string]*synthesized{"main": &main, "alt": &alt, "oidcFull": &oidcFull, "oidcPublic": &oidcPublic, "oidcCode": &oidcCode}
+}
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -84,18 +149,24 @@ func TestMain(m *testing.M) {
 		}
 		// Each variant synthesizes with cdk.json's context (feature flags, defaults) under its own
 		// keys, as `npx cdk synth -c key=value` would.
-		main = synth(merge(base, mainContext), code)
-		alt = synth(merge(base, altContext), code)
+		main = synth(merge(base, mainContext), code, nil)
+		alt = synth(merge(base, altContext), code, nil)
+		oidcFull = synth(merge(base, oidcFullContext), code, nil)
+		oidcPublic = synth(merge(base, oidcPublicContext), code, nil)
+		oidcCode = synth(merge(base, oidcCodeContext), code, &awscdk.Environment{Region: jsii.String("us-east-1")})
+		jwtNoDomain = synth(merge(base, jwtNoDomainContext), code, nil)
+		certElsewhere = synth(merge(base, certElsewhereContext), code, &awscdk.Environment{Region: jsii.String("eu-west-1")})
 		canaryErr = synthCanary()
-		defer os.RemoveAll(main.outdir)
-		defer os.RemoveAll(alt.outdir)
+		for _, s := range []*synthesized{&main, &alt, &oidcFull, &oidcPublic, &oidcCode, &jwtNoDomain, &certElsewhere} {
+			defer os.RemoveAll(s.outdir)
+		}
 		return m.Run()
 	}()
 	jsii.Close()
 	os.Exit(code)
 }
 
-func synth(ctx map[string]any, codeDir string) (s synthesized) {
+func synth(ctx map[string]any, codeDir string, env *awscdk.Environment) (s synthesized) {
 	dir, err := os.MkdirTemp("", "consentflow-cdk-out-")
 	if err != nil {
 		s.err = err
@@ -108,7 +179,8 @@ func synth(ctx map[string]any, codeDir string) (s synthesized) {
 		if err != nil {
 			panic(err)
 		}
-		s.cf = New(app, "ConsentFlow", &Props{Config: cfg, InitiateCodeDir: codeDir, CallbackCodeDir: codeDir, ResumerCodeDir: codeDir})
+		s.cf = New(app, "ConsentFlow", &Props{StackProps: awscdk.StackProps{Env: env}, Config: cfg,
+			InitiateCodeDir: codeDir, CallbackCodeDir: codeDir, ResumerCodeDir: codeDir})
 		EnableNag(app)
 		s.tmpl = assertions.Template_FromStack(s.cf.Stack, nil)
 		s.annotations = assertions.Annotations_FromStack(s.cf.Stack)
@@ -286,7 +358,7 @@ func TestSynthesisPassesDefaultRuleValidationAsErrors(t *testing.T) {
 	// Both variants synthesize with @aws-cdk/core:validateAgainstDefaultRules=true, which turns
 	// every CloudFormation Validate finding (schema, linting, F3004 dependency cycles) into a
 	// synthesis error.
-	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt} {
+	for name, s := range variants() {
 		if s.err != nil {
 			t.Errorf("%s: synthesis with validateAgainstDefaultRules=true failed: %v", name, s.err)
 		}
@@ -296,29 +368,31 @@ func TestSynthesisPassesDefaultRuleValidationAsErrors(t *testing.T) {
 	} else if !strings.Contains(canaryErr.Error(), "Validation failed") {
 		t.Errorf("canary failed for another reason than validation: %v", canaryErr)
 	}
-	need(t, &main)
-	raw, err := os.ReadFile(filepath.Join(main.outdir, "validation-report.json"))
-	if err != nil {
-		t.Fatalf("validation report: %v", err)
-	}
-	var report struct {
-		PluginReports []struct {
-			PluginName string           `json:"pluginName"`
-			Violations []map[string]any `json:"violations"`
-		} `json:"pluginReports"`
-	}
-	if err := json.Unmarshal(raw, &report); err != nil {
-		t.Fatalf("validation report: %v", err)
-	}
-	for _, r := range report.PluginReports {
-		for _, v := range r.Violations {
-			t.Errorf("%s: %v", r.PluginName, v)
+	for name, s := range variants() {
+		need(t, s)
+		raw, err := os.ReadFile(filepath.Join(s.outdir, "validation-report.json"))
+		if err != nil {
+			t.Fatalf("%s: validation report: %v", name, err)
+		}
+		var report struct {
+			PluginReports []struct {
+				PluginName string           `json:"pluginName"`
+				Violations []map[string]any `json:"violations"`
+			} `json:"pluginReports"`
+		}
+		if err := json.Unmarshal(raw, &report); err != nil {
+			t.Fatalf("%s: validation report: %v", name, err)
+		}
+		for _, r := range report.PluginReports {
+			for _, v := range r.Violations {
+				t.Errorf("%s: %s: %v", name, r.PluginName, v)
+			}
 		}
 	}
 }
 
 func TestCdkNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
-	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt} {
+	for name, s := range variants() {
 		need(t, s)
 		var errs []string
 		check(t, name+" annotations", func() {
@@ -475,7 +549,7 @@ func TestFunctions(t *testing.T) {
 // TestFunctionsRunWithOneP: both Go functions, in every configuration,
 // run with GOMAXPROCS=1 (see goMaxProcs).
 func TestFunctionsRunWithOneP(t *testing.T) {
-	for _, st := range []*synthesized{&main, &alt} {
+	for _, st := range variants() {
 		need(t, st)
 		for _, prefix := range []string{"Initiate", "Callback"} {
 			_, r := st.one(t, "AWS::Lambda::Function", prefix)
@@ -870,7 +944,7 @@ func resourcesOf(stmts []stmt, action string) []string {
 }
 
 func TestIAMHasNoWildcardActionsAndOnlyJustifiedWildcardResources(t *testing.T) {
-	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt} {
+	for name, s := range variants() {
 		need(t, s)
 		for _, st := range s.statements() {
 			for _, a := range st.actions {
