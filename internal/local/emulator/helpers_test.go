@@ -69,6 +69,7 @@ func newEnv(t *testing.T, mods ...func(*Config)) *env {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
+	srv.setListenURL(ts.Listener.Addr()) // as Serve does: the IdP's issuer is ts.URL
 	return &env{srv: srv, ts: ts, client: NewClient(ts.URL, func(o *bedrockagentcore.Options) {
 		o.Retryer = aws.NopRetryer{}
 	})}
