@@ -120,7 +120,10 @@
 //     nonce, and PKCE code_challenge (43 characters) with code_challenge_method=S256 are
 //     required (invalid_request; plain or missing PKCE is refused on purpose), each
 //     parameter at most once, prompt only none, login, consent, select_account (none
-//     alone). request and request_uri are not supported.
+//     alone). request and request_uri are not supported (request_not_supported,
+//     request_uri_not_supported); other parameters (login_hint, max_age, ui_locales...)
+//     are ignored; authorization requests by POST are not supported (POST is the
+//     sign-in page's form).
 //   - The sign-in page lists the test users, one button each (plain HTML, same strict
 //     headers and CSP as the consent page), and Cancel (error=access_denied). Choosing
 //     a user issues a single-use code valid AuthCodeTTL (60 s, emulator clock) and
