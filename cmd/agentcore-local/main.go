@@ -1,15 +1,19 @@
 // Command agentcore-local runs the AgentCore Identity emulator (internal/local/emulator) as a
 // local server: the AgentCore Identity data-plane API (restJson1, SigV4-signed requests
 // from any AWS SDK with BaseEndpoint or AWS_ENDPOINT_URL_BEDROCK_AGENTCORE pointing at it)
-// and the fake OAuth provider's consent page, on one origin.
+// the fake OAuth provider's consent page, and a test OpenID Connect provider (the IdP:
+// discovery at /.well-known/openid-configuration, sign-in page with test users), on one
+// origin.
 //
 //	go run ./cmd/agentcore-local --workload my-agent \
 //	    --return-url http://127.0.0.1:8080/oauth2/callback \
 //	    --provider github --provider weather=apikey
 //
-// The first line on stdout is "agentcore-local listening on http://HOST:PORT". Logs go to
-// stderr (log/slog) and never contain tokens, JWTs, user ids, state or keys. SIGINT or
-// SIGTERM shuts the server down gracefully and the command exits 0.
+// The first line on stdout is "agentcore-local listening on http://HOST:PORT", the second
+// "agentcore-local issuer ISSUER" (the IdP's issuer: --public-url, else the listen
+// address, 0.0.0.0 written as 127.0.0.1). Logs go to stderr (log/slog) and never contain
+// tokens, JWTs, codes, user ids, state or keys. SIGINT or SIGTERM shuts the server down
+// gracefully and the command exits 0.
 //
 // Flags:
 //
@@ -25,12 +29,23 @@
 //	                      percent-encode session_id twice in the redirect (AWS's
 //	                      encoding is unconfirmed; callbacks should accept both)
 //	--public-url URL      origin put in authorization URLs (default: the request's Host)
+//	                      and the IdP's issuer (default: the listen address)
 //	--fault OP=N:KIND     the next N calls of OP fail: KIND throttle, internal or
 //	                      delay=DURATION (repeatable)
+//	--idp-user SUBJECT[,EMAIL[,NAME]]
+//	                      a test user of the IdP's sign-in page (repeatable; an email
+//	                      given is verified); any user replaces the defaults alice and bob
+//	--idp-client ID[:SECRET]=REDIRECT_URI
+//	                      a client registered at the IdP (repeatable; the same ID again
+//	                      adds a redirect URI; no SECRET: a public client)
 //	--config FILE         JSON: {"workloads":[{"name":...,"allowedReturnUrls":[...]}],
 //	                      "providers":[{"name":...,"kind":"oauth2"|"apikey","apiKey":...}],
-//	                      "autoApprove":bool,"publicUrl":...,"doubleEncodeSessionId":bool};
-//	                      flags add to it
+//	                      "autoApprove":bool,"publicUrl":...,"doubleEncodeSessionId":bool,
+//	                      "idp":{"users":[{"subject":...,"email":...,"emailVerified":bool,
+//	                      "name":...,"preferredUsername":...}],"clients":[{"clientId":...,
+//	                      "clientSecret":...,"redirectUris":[...]}],"idTokenTtl":"1h",
+//	                      "accessTokenTtl":3600,"audience":...}} (TTLs: Go durations or
+//	                      seconds); flags add to it
 //	--log-level LEVEL     debug, info, warn or error (default info)
 package main
 
@@ -44,13 +59,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/consentflow/consentflow/internal/local/emulator"
 )
@@ -69,7 +82,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 type options struct {
 	addr, configFile, publicURL, logLevel string
 	workloads, returnURLs, providers      multi
-	faults                                multi
+	faults, idpUsers, idpClients          multi
 	autoApprove, doubleEncode             bool
 }
 
@@ -85,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.doubleEncode, "double-encode-session-id", false, "percent-encode session_id twice in the redirect to the return URL")
 	fs.StringVar(&o.configFile, "config", "", "JSON configuration `FILE`")
 	fs.StringVar(&o.publicURL, "public-url", "", "origin for authorization URLs (default: the request's Host)")
+	fs.Var(&o.idpUsers, "idp-user", "IdP test user `SUBJECT[,EMAIL[,NAME]]` (repeatable; replaces the default users)")
+	fs.Var(&o.idpClients, "idp-client", "IdP client `ID[:SECRET]=REDIRECT_URI` (repeatable)")
 	fs.Var(&o.faults, "fault", "inject faults: `OP=N:KIND` with KIND throttle, internal or delay=DURATION (repeatable)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +177,36 @@ func buildConfig(o *options) (emulator.Config, []fault, error) {
 	if o.publicURL != "" {
 		cfg.PublicURL = o.publicURL
 	}
+	for _, v := range o.idpUsers {
+		parts := strings.SplitN(v, ",", 3)
+		u := emulator.TestUser{Subject: parts[0]}
+		if len(parts) > 1 && parts[1] != "" {
+			u.Email, u.EmailVerified = parts[1], true
+		}
+		if len(parts) > 2 {
+			u.Name = parts[2]
+		}
+		cfg.IdP.Users = append(cfg.IdP.Users, u)
+	}
+	for _, v := range o.idpClients {
+		c, err := parseIdPClient(v)
+		if err != nil {
+			return cfg, nil, err
+		}
+		merged := false
+		for i := range cfg.IdP.Clients {
+			if cc := &cfg.IdP.Clients[i]; cc.ClientID == c.ClientID {
+				if cc.ClientSecret != c.ClientSecret {
+					return cfg, nil, fmt.Errorf("--idp-client %q: client %q given with another secret", v, c.ClientID)
+				}
+				cc.RedirectURIs = append(cc.RedirectURIs, c.RedirectURIs...)
+				merged = true
+			}
+		}
+		if !merged {
+			cfg.IdP.Clients = append(cfg.IdP.Clients, c)
+		}
+	}
 	var faults []fault
 	for _, v := range o.faults {
 		f, err := parseFaultFlag(v)
@@ -171,6 +216,16 @@ func buildConfig(o *options) (emulator.Config, []fault, error) {
 		faults = append(faults, f)
 	}
 	return cfg, faults, nil
+}
+
+// parseIdPClient parses ID[:SECRET]=REDIRECT_URI.
+func parseIdPClient(v string) (emulator.IdPClient, error) {
+	idSecret, uri, ok := strings.Cut(v, "=")
+	id, secret, _ := strings.Cut(idSecret, ":")
+	if !ok || id == "" || uri == "" {
+		return emulator.IdPClient{}, fmt.Errorf("--idp-client %q: want ID[:SECRET]=REDIRECT_URI", v)
+	}
+	return emulator.IdPClient{ClientID: id, ClientSecret: secret, RedirectURIs: []string{uri}}, nil
 }
 
 func checkAddr(addr string) error {
@@ -226,8 +281,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "agentcore-local:", err)
 		return 1
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Serve gives the IdP its issuer (the listener's address) when --public-url is unset.
+	_, stopServer, err := srv.Serve(ln)
+	if err != nil {
+		fmt.Fprintln(stderr, "agentcore-local:", err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "agentcore-local listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "agentcore-local issuer %s\n", srv.Issuer())
 	names := make([]string, 0, len(cfg.Workloads))
 	for _, w := range cfg.Workloads {
 		names = append(names, w.Name)
@@ -236,24 +297,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, p := range cfg.Providers {
 		provs = append(provs, p.Name)
 	}
-	log.Info("started", "addr", ln.Addr().String(), "workloads", names, "providers", provs, "autoApprove", cfg.AutoApprove)
-
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		log.Error("server stopped", "err", err)
-		return 1
-	case <-ctx.Done():
+	clients := make([]string, 0, len(cfg.IdP.Clients))
+	for _, c := range cfg.IdP.Clients {
+		clients = append(clients, c.ClientID)
 	}
+	log.Info("started", "addr", ln.Addr().String(), "workloads", names, "providers", provs, "autoApprove", cfg.AutoApprove,
+		"issuer", srv.Issuer(), "idpUsers", len(srv.TestUsers()), "idpClients", clients)
+
+	<-ctx.Done()
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := stopServer(); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
-	<-served
 	log.Info("stopped")
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,11 +21,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore/types"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/consentflow/consentflow/internal/local/emulator"
 )
 
-const listenPrefix = "agentcore-local listening on "
+const (
+	listenPrefix = "agentcore-local listening on "
+	issuerPrefix = "agentcore-local issuer "
+)
 
 // TestCommand builds the real binary, runs it, drives a flow through it with the SDK,
 // stops it with SIGINT and checks it exits 0 and frees the port.
@@ -57,18 +64,20 @@ func TestCommand(t *testing.T) {
 		}
 	})
 	lines := bufio.NewReader(stdout)
-	lineCh := make(chan string, 1)
+	lineCh := make(chan [2]string, 1)
 	go func() {
-		l, _ := lines.ReadString('\n')
-		lineCh <- l
+		l1, _ := lines.ReadString('\n')
+		l2, _ := lines.ReadString('\n')
+		lineCh <- [2]string{l1, l2}
 		_, _ = io.Copy(io.Discard, lines)
 		exited <- cmd.Wait()
 	}()
-	var first string
+	var first, second string
 	select {
-	case first = <-lineCh:
+	case l := <-lineCh:
+		first, second = l[0], l[1]
 	case <-time.After(30 * time.Second):
-		t.Fatal("no first line within 30s")
+		t.Fatal("no first lines within 30s")
 	}
 	if !strings.HasPrefix(first, listenPrefix+"http://127.0.0.1:") || !strings.HasSuffix(first, "\n") {
 		t.Fatalf("first line %q", first)
@@ -77,6 +86,9 @@ func TestCommand(t *testing.T) {
 	u, err := url.Parse(base)
 	if err != nil || u.Port() == "" || u.Port() == "0" {
 		t.Fatalf("base URL %q", base)
+	}
+	if second != issuerPrefix+base+"\n" {
+		t.Fatalf("second line %q, want the issuer %s", second, base)
 	}
 
 	ctx := context.Background()
@@ -155,7 +167,8 @@ func TestCommand(t *testing.T) {
 func TestRunInProcess(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "emu.json")
 	if err := os.WriteFile(cfgFile, []byte(`{"workloads":[{"name":"from-file","allowedReturnUrls":["https://a.example/cb"]}],
-		"providers":[{"name":"k","kind":"apikey","apiKey":"file-key"}]}`), 0o600); err != nil {
+		"providers":[{"name":"k","kind":"apikey","apiKey":"file-key"}],
+		"idp":{"clients":[{"clientId":"rp","clientSecret":"rp-secret","redirectUris":["https://a.example/login"]}],"idTokenTtl":"10m"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -163,15 +176,24 @@ func TestRunInProcess(t *testing.T) {
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, []string{"--addr", "127.0.0.1:0", "--config", cfgFile, "--provider", "gh",
-			"--fault", "GetWorkloadAccessToken=1:throttle"}, pw, io.Discard)
+			"--fault", "GetWorkloadAccessToken=1:throttle", "--idp-user", "carol,carol@example.org,Carol C",
+			"--idp-client", "pub=https://a.example/login"}, pw, io.Discard)
 		pw.Close()
 	}()
-	first, err := bufio.NewReader(pr).ReadString('\n')
+	out := bufio.NewReader(pr)
+	first, err := out.ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
-	go io.Copy(io.Discard, pr)
+	second, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, out)
 	base := strings.TrimSpace(strings.TrimPrefix(first, listenPrefix))
+	if second != issuerPrefix+base+"\n" {
+		t.Fatalf("second line %q", second)
+	}
 	c := emulator.NewClient(base, func(o *bedrockagentcore.Options) { o.Retryer = aws.NopRetryer{} })
 	bg := context.Background()
 	_, err = c.GetWorkloadAccessToken(bg, &bedrockagentcore.GetWorkloadAccessTokenInput{WorkloadName: aws.String("from-file")})
@@ -192,6 +214,8 @@ func TestRunInProcess(t *testing.T) {
 	if err != nil || m2m.AccessToken == nil {
 		t.Fatalf("provider from flag: %v", err)
 	}
+	idpFlow(t, base, "rp", "rp-secret")
+	idpFlow(t, base, "pub", "")
 	cancel()
 	select {
 	case c := <-code:
@@ -204,6 +228,10 @@ func TestRunInProcess(t *testing.T) {
 }
 
 func TestBadArguments(t *testing.T) {
+	badIdP := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(badIdP, []byte(`{"idp":{"idTokenTtl":"soon"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"--addr", ":8787"},
 		{"--addr", "nonsense"},
@@ -215,6 +243,11 @@ func TestBadArguments(t *testing.T) {
 		{"--fault", "GetWorkloadAccessToken=0:throttle"},
 		{"--fault", "GetWorkloadAccessToken=1:explode"},
 		{"--config", "/nonexistent/file.json"},
+		{"--config", badIdP},
+		{"--idp-client", "no-redirect"},
+		{"--idp-client", "c=/relative"},
+		{"--idp-client", "c:s1=https://a.example/1", "--idp-client", "c:s2=https://a.example/2"},
+		{"--idp-user", "two words"},
 		{"--log-level", "loud"},
 		{"extra"},
 	} {
@@ -225,5 +258,53 @@ func TestBadArguments(t *testing.T) {
 		if stderr.Len() == 0 {
 			t.Errorf("%v: no message", args)
 		}
+	}
+}
+
+// idpFlow signs carol in at the command's IdP with a code flow (PKCE, nonce) through
+// x/oauth2, verifies the ID token with go-oidc, and gets a workload token for it.
+func idpFlow(t *testing.T, base, clientID, secret string) {
+	t.Helper()
+	ctx := context.Background()
+	provider, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: provider.Endpoint(),
+		RedirectURL: "https://a.example/login", Scopes: []string{oidc.ScopeOpenID, "email"}}
+	verifier, state, nonce := oauth2.GenerateVerifier(), "state-xyz", "nonce-xyz"
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="auth_request" value="([^"]+)"`).FindSubmatch(page)
+	if resp.StatusCode != 200 || m == nil || !strings.Contains(string(page), `value="carol"`) || strings.Contains(string(page), `value="alice"`) {
+		t.Fatalf("sign-in page %d:\n%s", resp.StatusCode, page)
+	}
+	resp, err = browser.PostForm(base+emulator.OIDCAuthorizePath, url.Values{"auth_request": {html.UnescapeString(string(m[1]))}, "subject": {"carol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc == nil || loc.Query().Get("state") != state {
+		t.Fatalf("redirect %q", resp.Header.Get("Location"))
+	}
+	tok, err := conf.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(ctx, raw)
+	if err != nil || idt.Subject != "carol" || idt.Nonce != nonce || idt.Expiry.Sub(idt.IssuedAt) != 10*time.Minute {
+		t.Fatalf("id token %+v %v", idt, err)
+	}
+	c := emulator.NewClient(base, func(o *bedrockagentcore.Options) { o.Retryer = aws.NopRetryer{} })
+	if _, err := c.GetWorkloadAccessTokenForJWT(ctx, &bedrockagentcore.GetWorkloadAccessTokenForJWTInput{
+		WorkloadName: aws.String("from-file"), UserToken: aws.String(raw)}); err != nil {
+		t.Fatalf("ForJWT with the IdP's token: %v", err)
 	}
 }

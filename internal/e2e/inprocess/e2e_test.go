@@ -290,11 +290,19 @@ func TestWholeFlowUserID(t *testing.T) {
 
 func TestWholeFlowJWTCookieBinding(t *testing.T) {
 	f := start(t, "code")
-	jwt := "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoiYWxpY2UifQ.c2lnbmF0dXJlLWFsaWNl"
+	// The emulator verifies user JWTs: real ones from its IdP.
+	mint := func(sub string) string {
+		tok, err := f.s.Emulator.MintIDToken(sub, "consentflow-app", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	jwt := mint("alice")
 	a := f.initiate(`{"userToken":"` + jwt + `","provider":"github","scopes":["repo"]}`)
 	f.consent(&a, "allow")
 	form := url.Values{"code": {a.event.VerificationCode}}.Encode()
-	other := "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIiwic3ViIjoibWFsbG9yeSJ9.c2lnbmF0dXJlLW1hbGxvcnk"
+	other := mint("mallory")
 	resp, body := f.do("POST", a.callback, form, &http.Cookie{Name: "id_token", Value: other})
 	if resp.StatusCode != 403 || !strings.Contains(outcomeOf(body), "Signed in as someone else") {
 		t.Fatalf("other user: %d %s", resp.StatusCode, outcomeOf(body))

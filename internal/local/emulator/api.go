@@ -2,10 +2,8 @@ package emulator
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,6 +25,17 @@ const ReturnURLNotRegistered = "You must register and use at least one ResourceO
 
 // InvalidSession is the AccessDeniedException message for a session that cannot be used.
 const InvalidSession = "Invalid or expired session"
+
+// InvalidUserTokenFormat is the ValidationException message for a userToken that matches
+// the model's pattern but is not a JWS compact serialization with a JSON claims set. The
+// text is the emulator's; AWS's is unconfirmed.
+const InvalidUserTokenFormat = "userToken must be a signed JWT"
+
+// InvalidUserToken is the UnauthorizedException message for a well-formed userToken the
+// emulator does not accept: not RS256 (alg none included), a bad signature, an issuer it
+// does not trust, expired or not yet valid, or without sub or exp. The text and the
+// error type are the emulator's choice; AWS's are unconfirmed.
+const InvalidUserToken = "The user token is invalid or expired, or its issuer is not trusted"
 
 // SessionURIPrefix starts every sessionUri.
 const SessionURIPrefix = "urn:ietf:params:oauth:request_uri:"
@@ -336,33 +345,24 @@ func (s *Server) getWorkloadAccessToken(op string, in workloadTokenRequest, c *C
 	case OpGetWorkloadAccessTokenForUserID:
 		u = user{kind: "userId", value: in.UserID, vaultID: "uid\x00" + in.UserID}
 	case OpGetWorkloadAccessTokenForJWT:
-		u = user{kind: "userToken", value: in.UserToken, vaultID: jwtVaultID(in.UserToken)}
+		c.UserKind = "userToken"
+		iss, sub, why, malformed := s.verifyUserToken(in.UserToken, s.now())
+		if malformed {
+			c.Outcome = "denied:malformed"
+			return nil, errValidation(InvalidUserTokenFormat, fieldError{"userToken", InvalidUserTokenFormat})
+		}
+		if why != "" {
+			c.Outcome = "denied:" + why
+			return nil, errUnauthorized(InvalidUserToken)
+		}
+		// The vault keys a JWT user on iss+sub, as AWS does.
+		u = user{kind: "userToken", value: in.UserToken, vaultID: "jwt\x00" + iss + "\x00" + sub}
 	}
 	c.UserKind = u.kind
 	tok := randomToken(96)
 	s.tokens[tok] = &workloadToken{workload: in.WorkloadName, user: u, expires: s.now().Add(WorkloadTokenTTL)}
 	c.Outcome = "token-issued"
 	return map[string]string{"workloadAccessToken": tok}, nil
-}
-
-// jwtVaultID keys a JWT user on iss+sub as AWS does (the signature is NOT verified);
-// a token whose payload cannot be read is keyed on its hash.
-func jwtVaultID(tok string) string {
-	parts := strings.Split(tok, ".")
-	if len(parts) == 3 {
-		payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-		if err == nil {
-			var claims struct {
-				Iss string `json:"iss"`
-				Sub string `json:"sub"`
-			}
-			if json.Unmarshal(payload, &claims) == nil && claims.Iss != "" && claims.Sub != "" {
-				return "jwt\x00" + claims.Iss + "\x00" + claims.Sub
-			}
-		}
-	}
-	h := sha256.Sum256([]byte(tok))
-	return "jwtraw\x00" + hex.EncodeToString(h[:])
 }
 
 func (s *Server) lookupToken(tok string, c *Call) (*workloadToken, *apiError) {

@@ -81,6 +81,8 @@ type Config struct {
 	Clock func() time.Time `json:"-"`
 	// Logger receives one line per request; never tokens, JWTs, state or codes. nil: silent.
 	Logger *slog.Logger `json:"-"`
+	// IdP configures the test OpenID Connect provider served on the same origin (idp.go).
+	IdP IdPConfig `json:"idp,omitempty"`
 }
 
 // Call is a read-only, non-secret summary of one request the emulator served.
@@ -94,9 +96,14 @@ type Call struct {
 	Provider   string    `json:"provider,omitempty"`
 	UserKind   string    `json:"userKind,omitempty"` // "userId", "userToken" or ""
 	Flow       string    `json:"flow,omitempty"`
+	Client     string    `json:"client,omitempty"` // IdP client id (OIDC* operations)
 	// Outcome says what happened: "vault-hit", "session-started", "session-in-progress",
 	// "session-failed", "token-issued", "completed", "allowed", "denied", "page-shown",
-	// "auto-approved", "fault", or "denied:<why>" for a refused CompleteResourceTokenAuth.
+	// "auto-approved", "fault", or "denied:<why>" for a refused CompleteResourceTokenAuth
+	// or GetWorkloadAccessTokenForJWT. The IdP's endpoints (OIDC* operations) report
+	// "served", "page-shown", "signed-in", "signed-in-as", "session-reused",
+	// "token-issued", "invalid-client", "invalid-redirect-uri", "invalid-sign-in" or
+	// "error:<OAuth error code>".
 	Outcome string `json:"outcome,omitempty"`
 }
 
@@ -192,6 +199,7 @@ type Server struct {
 	vault     map[string]string
 	faults    map[string][]Fault
 	calls     []Call
+	idp       *idp
 }
 
 // New validates cfg and returns a Server.
@@ -214,6 +222,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var err error
+	if s.idp, err = newIdP(cfg.IdP); err != nil {
+		return nil, err
 	}
 	if s.publicURL != "" {
 		u, err := url.Parse(s.publicURL)
@@ -361,7 +373,7 @@ func (s *Server) record(c Call) {
 	s.log.Log(context.Background(), level, "request",
 		"op", c.Op, "status", c.HTTPStatus, "errorType", c.ErrorType, "requestId", c.RequestID,
 		"workload", c.Workload, "provider", c.Provider, "userKind", c.UserKind, "flow", c.Flow,
-		"outcome", c.Outcome)
+		"client", c.Client, "outcome", c.Outcome)
 }
 
 // takeFault pops the next fault for op, if any.
@@ -376,11 +388,13 @@ func (s *Server) takeFault(op string) (Fault, bool) {
 	return q[0], true
 }
 
-// Handler serves the restJson1 API and the authorize/consent pages on one origin.
+// Handler serves the restJson1 API, the authorize/consent pages and the test IdP on one
+// origin.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(AuthorizePath, s.serveAuthorize)
 	mux.HandleFunc(CallsPath, s.serveCalls)
+	s.idpRoutes(mux)
 	mux.HandleFunc("/", s.serveAPI)
 	return mux
 }
@@ -398,8 +412,10 @@ func (s *Server) Start(addr string) (baseURL string, stop func() error, err erro
 	return s.Serve(ln)
 }
 
-// Serve serves Handler on ln in the background, like Start.
+// Serve serves Handler on ln in the background, like Start. The first listener served
+// gives the IdP its issuer when Config.PublicURL is empty (see Issuer).
 func (s *Server) Serve(ln net.Listener) (baseURL string, stop func() error, err error) {
+	s.setListenURL(ln.Addr())
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()

@@ -129,7 +129,7 @@ func TestUserFederationWholeFlow(t *testing.T) {
 
 func TestJWTFlowNeedsTheExactToken(t *testing.T) {
 	e := newEnv(t)
-	jwt := makeJWT("https://idp.example.com", "alice")
+	jwt := e.mintJWT(t, "alice")
 	wat := e.jwtToken(t, jwt)
 	out := e.startFlow(t, wat, []string{"calendar"}, nil)
 	_, loc := consent(t, aws.ToString(out.AuthorizationUrl), "allow")
@@ -141,10 +141,10 @@ func TestJWTFlowNeedsTheExactToken(t *testing.T) {
 			SessionUri: out.SessionUri, UserIdentifier: id})
 		return err
 	}
-	fresh := makeJWT("https://idp.example.com", "alice") // same person, another token
+	fresh := e.mintJWT(t, "alice") // same person, another token
 	for name, id := range map[string]types.UserIdentifier{
 		"fresh JWT, same person": &types.UserIdentifierMemberUserToken{Value: fresh},
-		"other person":           &types.UserIdentifierMemberUserToken{Value: makeJWT("https://idp.example.com", "mallory")},
+		"other person":           &types.UserIdentifierMemberUserToken{Value: e.mintJWT(t, "mallory")},
 		"sub as userId":          &types.UserIdentifierMemberUserId{Value: "alice"},
 	} {
 		ad := asErr[*types.AccessDeniedException](t, complete(id))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +67,7 @@ func newEnv(t *testing.T, mods ...func(*Config)) *env {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
+	srv.setListenURL(ts.Listener.Addr()) // as Serve does: the IdP's issuer is ts.URL
 	return &env{srv: srv, ts: ts, client: NewClient(ts.URL, func(o *bedrockagentcore.Options) {
 		o.Retryer = aws.NopRetryer{}
 	})}
@@ -105,25 +104,18 @@ func (e *env) jwtToken(t *testing.T, jwt string) string {
 	return aws.ToString(out.WorkloadAccessToken)
 }
 
-var jwtSeq struct {
-	sync.Mutex
-	n int
-}
+// testAudience is the audience of the test ID tokens.
+const testAudience = "consentflow-app"
 
-// makeJWT returns an unsigned-but-well-formed JWT; each call differs (jti, iat).
-func makeJWT(iss, sub string) string {
-	jwtSeq.Lock()
-	jwtSeq.n++
-	n := jwtSeq.n
-	jwtSeq.Unlock()
-	enc := func(v any) string {
-		b, _ := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(b)
+// mintJWT returns a real ID token from the emulator's IdP for sub (valid one hour on the
+// emulator clock); each call differs (jti).
+func (e *env) mintJWT(t *testing.T, sub string) string {
+	t.Helper()
+	tok, err := e.srv.MintIDToken(sub, testAudience, time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sig := sha256.Sum256([]byte(iss + sub + string(rune(n))))
-	return enc(map[string]any{"alg": "RS256", "typ": "JWT"}) + "." +
-		enc(map[string]any{"iss": iss, "sub": sub, "iat": 1772366400 + n, "jti": n}) + "." +
-		base64.RawURLEncoding.EncodeToString(sig[:])
+	return tok
 }
 
 func (e *env) startFlow(t *testing.T, wat string, scopes []string, state *string) *bedrockagentcore.GetResourceOauth2TokenOutput {

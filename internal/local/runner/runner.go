@@ -188,6 +188,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s.CallbackURL = "http://" + cbLn.Addr().String() + contract.CallbackPath
 
+	// So is the emulator's: its origin is the IdP's issuer (Config.PublicURL), which
+	// the tests' minted JWTs carry.
+	emuLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cbLn.Close()
+		return nil, err
+	}
 	providers := make([]emulator.Provider, 0, len(o.Providers))
 	for _, p := range o.Providers {
 		providers = append(providers, emulator.Provider{Name: p})
@@ -197,11 +204,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Providers:   providers,
 		AutoApprove: o.AutoApprove,
 		Clock:       s.clock.Now,
+		PublicURL:   "http://" + emuLn.Addr().String(),
 	}); err != nil {
 		cbLn.Close()
+		emuLn.Close()
 		return nil, err
 	}
-	if s.EmulatorURL, err = s.serve(s.Emulator.Handler(), nil); err != nil {
+	if s.EmulatorURL, err = s.serve(s.Emulator.Handler(), emuLn); err != nil {
 		cbLn.Close()
 		return nil, err
 	}
