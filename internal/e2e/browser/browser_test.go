@@ -64,14 +64,18 @@ type fixture struct {
 // Chromium fails (or skips) the test before anything starts.
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startWith(t, runner.Options{Binding: "code"})
+}
+
+// startWith is start with the given options (the log, DynamoDB Local and
+// the table are the fixture's).
+func startWith(t *testing.T, o runner.Options) *fixture {
+	t.Helper()
 	chromiumtest.Require(t)
 	logs := &syncBuffer{}
-	s, err := runner.Start(context.Background(), runner.Options{
-		Binding:  "code",
-		Log:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DynamoDB: dynamotest.Shared(t),
-		Table:    dynamotest.TableName(t),
-	})
+	o.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.DynamoDB, o.Table = dynamotest.Shared(t), dynamotest.TableName(t)
+	s, err := runner.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +119,8 @@ func (f *fixture) initiate(user string, scopes ...string) authorization {
 	case <-time.After(5 * time.Second):
 		f.t.Fatal("no AuthorizationRequired event")
 	}
-	if a.event.AuthorizationURL == "" || a.event.VerificationCode == "" {
-		f.t.Fatal("the event lacks the authorization URL or the code")
+	if a.event.AuthorizationURL == "" || (a.event.VerificationCode == "") != (f.s.Env[contract.EnvBindingMode] == contract.BindingOIDC) {
+		f.t.Fatal("the event lacks the authorization URL, or has a code exactly when the binding mode needs none")
 	}
 	return a
 }

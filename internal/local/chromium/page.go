@@ -34,7 +34,19 @@ const (
 	SelAllow      = "button.allow"
 	SelDeny       = "button.deny"
 	SelConfirmBox = `main[data-outcome="confirm"]`
+	// SelSignInAgain is the "sign in with another account" / "sign in
+	// again" button of the sign-in pages.
+	SelSignInAgain = "#sign-in-again"
+	// SelSignedInAs holds the account a sign-in page says is signed in.
+	SelSignedInAs = "[data-signed-in-as]"
+	// SelIdPCancel is the emulator's sign-in page's Cancel button.
+	SelIdPCancel = "button.cancel"
 )
+
+// selIdPUser is the emulator's sign-in page's button for one test user.
+func selIdPUser(subject string) string {
+	return `button.user[value="` + subject + `"]`
+}
 
 // Outcome is what a callback page says: its data-outcome (confirm, ok,
 // error, wait) and its <h1>.
@@ -178,6 +190,40 @@ func (p *Page) EnterCode(ctx context.Context, code string) (int, error) {
 		}
 	}
 	return p.clickAndLoad(ctx, SelSubmit)
+}
+
+// Submit presses the confirmation form's button (no code typed) and waits
+// for the page it leads to, following redirects (in the sign-in modes: the
+// sign-in provider's page). It returns that page's HTTP status.
+func (p *Page) Submit(ctx context.Context) (int, error) {
+	return p.clickAndLoad(ctx, SelSubmit)
+}
+
+// SignIn picks the test user subject on the emulator's sign-in page and
+// waits for the page the provider sends the browser to. It returns that
+// page's HTTP status.
+func (p *Page) SignIn(ctx context.Context, subject string) (int, error) {
+	return p.clickAndLoad(ctx, selIdPUser(subject))
+}
+
+// CancelSignIn presses Cancel on the emulator's sign-in page.
+func (p *Page) CancelSignIn(ctx context.Context) (int, error) {
+	return p.clickAndLoad(ctx, SelIdPCancel)
+}
+
+// SignInAgain presses the sign-in pages' "sign in with another account"
+// button and waits for the page it leads to.
+func (p *Page) SignInAgain(ctx context.Context) (int, error) {
+	return p.clickAndLoad(ctx, SelSignInAgain)
+}
+
+// SignedInAs reads the account a sign-in page says is signed in ("" when
+// the page says none).
+func (p *Page) SignedInAs(ctx context.Context) (string, error) {
+	return runT(ctx, p, chromedp.Evaluate[string](`(() => {
+		const e = document.querySelector('`+SelSignedInAs+`');
+		return e ? e.textContent.trim() : '';
+	})()`))
 }
 
 // Outcome reads the page's data-outcome and heading. A page that is not one

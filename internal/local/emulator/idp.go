@@ -87,7 +87,9 @@ type IdPConfig struct {
 	Users []TestUser
 	// Clients are registered relying parties; none by default (AddIdPClient).
 	Clients []IdPClient
-	// IDTokenTTL and AccessTokenTTL: zero means one hour.
+	// IDTokenTTL and AccessTokenTTL: zero means one hour. A negative
+	// IDTokenTTL issues ID tokens that have already expired (relying
+	// parties' expiry tests).
 	IDTokenTTL     time.Duration
 	AccessTokenTTL time.Duration
 	// Audience is the access token's aud; empty means the client id.
@@ -215,8 +217,8 @@ func newIdP(cfg IdPConfig) (*idp, error) {
 	if p.signer, err = newSigner(key, p.kid); err != nil {
 		return nil, err
 	}
-	if p.idTTL < 0 || p.atTTL < 0 {
-		return nil, errors.New("emulator: idp: token TTLs must not be negative")
+	if p.atTTL < 0 {
+		return nil, errors.New("emulator: idp: the access token TTL must not be negative")
 	}
 	if p.idTTL == 0 {
 		p.idTTL = DefaultIDTokenTTL

@@ -911,7 +911,7 @@ func TestIdPConfig(t *testing.T) {
 		"relative redirect": {Clients: []IdPClient{{ClientID: "c", RedirectURIs: []string{"/cb"}}}},
 		"fragment":          {Clients: []IdPClient{{ClientID: "c", RedirectURIs: []string{rpRedirect + "#x"}}}},
 		"empty client id":   {Clients: []IdPClient{{RedirectURIs: []string{rpRedirect}}}},
-		"negative ttl":      {IDTokenTTL: -time.Second},
+		"negative at ttl":   {AccessTokenTTL: -time.Second},
 	} {
 		if _, err := New(Config{IdP: c}); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -48,6 +48,12 @@ const (
 	Table        = "consentflow-sessions"
 	WorkloadName = "consentflow-local"
 	EventBus     = "consentflow"
+	// SignInClientID is consentflow's client at the emulator's OpenID
+	// provider (the sign-in binding modes).
+	SignInClientID = "consentflow-local"
+	// AppAudience is the audience of the application's own user JWTs
+	// (JWT-cookie binding; mint them with Emulator.MintIDToken).
+	AppAudience = "consentflow-app"
 )
 
 // localStoreCallTimeout bounds each DynamoDB Local call of the local
@@ -59,8 +65,16 @@ const localStoreCallTimeout = 15 * time.Second
 type Options struct {
 	// Providers registered in the emulator (default: "github").
 	Providers []string
-	// Binding is "code" (default) or "none".
+	// Binding is "code" (default), "oidc", "oidc+code" or "none". The
+	// sign-in modes sign in at the emulator's OpenID provider (client
+	// SignInClientID, a public client, test users alice and bob).
 	Binding string
+	// ExternalSessions lets the callback complete sessions it did not
+	// start (sign-in modes only).
+	ExternalSessions bool
+	// SignInTokenTTL replaces the lifetime of the ID tokens the emulator's
+	// provider issues (zero: its default; negative: already expired).
+	SignInTokenTTL time.Duration
 	// AutoApprove skips the emulator's consent page.
 	AutoApprove bool
 	// Log receives the handlers' logs (default: discard).
@@ -97,7 +111,9 @@ type Stack struct {
 	EventsURL   string
 	// CallbackURL is the return URL registered on the workload identity.
 	CallbackURL string
-	Table       string
+	// LoginCallbackURL is the sign-in provider's redirect URI.
+	LoginCallbackURL string
+	Table            string
 	// Env is the functions' environment for child processes (the built
 	// bootstrap binaries): endpoints, region, dummy credentials, config.
 	Env map[string]string
@@ -187,6 +203,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.CallbackURL = "http://" + cbLn.Addr().String() + contract.CallbackPath
+	s.LoginCallbackURL = "http://" + cbLn.Addr().String() + contract.LoginCallbackPath
 
 	// So is the emulator's: its origin is the IdP's issuer (Config.PublicURL), which
 	// the tests' minted JWTs carry.
@@ -205,6 +222,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		AutoApprove: o.AutoApprove,
 		Clock:       s.clock.Now,
 		PublicURL:   "http://" + emuLn.Addr().String(),
+		IdP:         emulator.IdPConfig{IDTokenTTL: o.SignInTokenTTL},
 	}); err != nil {
 		cbLn.Close()
 		emuLn.Close()
@@ -245,7 +263,20 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		contract.EnvReturnURL:                s.CallbackURL,
 		contract.EnvEventBusName:             EventBus,
 		contract.EnvBindingMode:              o.Binding,
+		contract.EnvUserTokenIssuer:          s.Emulator.Issuer(),
+		contract.EnvUserTokenAudience:        AppAudience,
 		"AWS_LAMBDA_LOG_FORMAT":              "JSON",
+	}
+	if b, _ := flow.ParseBindingMode(o.Binding); b.NeedsSignIn() {
+		if err := s.Emulator.AddIdPClient(emulator.IdPClient{ClientID: SignInClientID, RedirectURIs: []string{s.LoginCallbackURL}}); err != nil {
+			cbLn.Close()
+			return nil, err
+		}
+		s.Env[contract.EnvOIDCIssuer] = s.Emulator.Issuer()
+		s.Env[contract.EnvOIDCClientID] = SignInClientID
+	}
+	if o.ExternalSessions {
+		s.Env[contract.EnvExternalSessions] = "true"
 	}
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{
@@ -268,6 +299,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Routes: []apigw.Route{
 			{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
 			{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
+			{Key: "GET " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
+			{Key: "POST " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
 		},
 		Region: Region,
 	})
