@@ -22,6 +22,7 @@ type ConsentRequiredError struct {
 	AuthURL AuthURL
 }
 
+// Error says that consent is required, without the link or the code.
 func (e *ConsentRequiredError) Error() string {
 	return "agentauth: " + e.Provider + ": " + ErrConsentRequired.Error()
 }
@@ -53,6 +54,7 @@ type AuthorizationError struct {
 	Err error
 }
 
+// Error names the provider and why the authorization ended.
 func (e *AuthorizationError) Error() string {
 	return "agentauth: " + e.Provider + ": " + e.Err.Error()
 }
@@ -90,6 +92,7 @@ type APIError struct {
 	Message string
 }
 
+// Error is Message.
 func (e *APIError) Error() string { return "agentauth: " + e.Message }
 
 // Unwrap returns Err.

@@ -20,9 +20,9 @@ type Flow string
 const (
 	// UserFederation acts for a user, with the user's consent (3-legged OAuth). It is the
 	// default.
-	UserFederation Flow = flow.FlowUserFederation
+	UserFederation Flow = "USER_FEDERATION"
 	// M2M acts for the agent itself (client credentials): no user, no consent.
-	M2M Flow = flow.FlowM2M
+	M2M Flow = "M2M"
 )
 
 // TokenRequest says which access token AccessToken gets.

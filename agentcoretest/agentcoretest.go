@@ -46,25 +46,25 @@ const Region = "us-east-1"
 
 // Operation names, as used by InjectFault, CallsTo and Call.Op.
 const (
-	OpGetWorkloadAccessToken          = emulator.OpGetWorkloadAccessToken
-	OpGetWorkloadAccessTokenForUserID = emulator.OpGetWorkloadAccessTokenForUserID
-	OpGetWorkloadAccessTokenForJWT    = emulator.OpGetWorkloadAccessTokenForJWT
-	OpGetResourceOauth2Token          = emulator.OpGetResourceOauth2Token
-	OpCompleteResourceTokenAuth       = emulator.OpCompleteResourceTokenAuth
-	OpGetResourceAPIKey               = emulator.OpGetResourceAPIKey
+	OpGetWorkloadAccessToken          = "GetWorkloadAccessToken"
+	OpGetWorkloadAccessTokenForUserID = "GetWorkloadAccessTokenForUserId"
+	OpGetWorkloadAccessTokenForJWT    = "GetWorkloadAccessTokenForJWT"
+	OpGetResourceOauth2Token          = "GetResourceOauth2Token"
+	OpCompleteResourceTokenAuth       = "CompleteResourceTokenAuth"
+	OpGetResourceAPIKey               = "GetResourceApiKey"
 	// OpAuthorize is the consent page being opened and OpConsent the user's answer on it
 	// (also Allow and Deny). They appear in Calls but take no faults.
-	OpAuthorize = emulator.OpAuthorize
-	OpConsent   = emulator.OpConsent
+	OpAuthorize = "Authorize"
+	OpConsent   = "Consent"
 )
 
 // SessionValidity is how long an authorization session and its URL stay valid.
-const SessionValidity = emulator.SessionTTL
+const SessionValidity = 10 * time.Minute
 
 // ErrNoSession is returned by Allow, Deny and AllowAndComplete when the authorization URL
 // names no session that waits for the user's answer (unknown, already answered, or
 // expired).
-var ErrNoSession = emulator.ErrNoSession
+var ErrNoSession = errors.New("agentcoretest: no authorization session waits for an answer at that URL")
 
 // Server is a running AgentCore Identity emulator.
 type Server struct {
@@ -78,19 +78,21 @@ type Server struct {
 }
 
 // An Option configures NewServer.
-type Option func(*emulator.Config)
+type Option func(*config)
+
+type config = emulator.Config
 
 // WithWorkload registers the workload identity name with the return URLs it may use
 // (resourceOauth2ReturnUrl; AWS refuses a user federation flow without one).
 func WithWorkload(name string, returnURLs ...string) Option {
-	return func(c *emulator.Config) {
+	return func(c *config) {
 		c.Workloads = append(c.Workloads, emulator.Workload{Name: name, AllowedReturnURLs: returnURLs})
 	}
 }
 
 // WithProvider registers an OAuth2 credential provider.
 func WithProvider(name string) Option {
-	return func(c *emulator.Config) {
+	return func(c *config) {
 		c.Providers = append(c.Providers, emulator.Provider{Name: name})
 	}
 }
@@ -98,7 +100,7 @@ func WithProvider(name string) Option {
 // WithAPIKeyProvider registers an API key credential provider whose key is apiKey (a
 // random one when empty).
 func WithAPIKeyProvider(name, apiKey string) Option {
-	return func(c *emulator.Config) {
+	return func(c *config) {
 		c.Providers = append(c.Providers, emulator.Provider{Name: name, Kind: emulator.APIKey, APIKey: apiKey})
 	}
 }
@@ -106,18 +108,18 @@ func WithAPIKeyProvider(name, apiKey string) Option {
 // WithAutoApprove makes opening an authorization URL consent at once: the browser is
 // redirected to the return URL without seeing the consent page.
 func WithAutoApprove() Option {
-	return func(c *emulator.Config) { c.AutoApprove = true }
+	return func(c *config) { c.AutoApprove = true }
 }
 
 // WithClock replaces time.Now as the server's clock (Advance adds to it).
 func WithClock(now func() time.Time) Option {
-	return func(c *emulator.Config) { c.Clock = now }
+	return func(c *config) { c.Clock = now }
 }
 
 // WithLogger makes the server log one line per request to l (never a token, user id,
 // state or key). By default it is silent.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *emulator.Config) { c.Logger = l }
+	return func(c *config) { c.Logger = l }
 }
 
 // NewServer starts a server on a free port of 127.0.0.1. The caller must Close it. Like
@@ -209,7 +211,16 @@ func (s *Server) decide(authURL string, allow bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.emu.Decide(uri, allow)
+	return s.answer(uri, allow)
+}
+
+// answer gives the user's answer on the page of the session uri.
+func (s *Server) answer(uri string, allow bool) (string, error) {
+	back, err := s.emu.Decide(uri, allow)
+	if errors.Is(err, emulator.ErrNoSession) {
+		return "", ErrNoSession
+	}
+	return back, err
 }
 
 // AllowAndComplete gives the user's consent on the page of authURL and completes the
@@ -222,7 +233,7 @@ func (s *Server) AllowAndComplete(ctx context.Context, authURL string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.emu.Decide(uri, true); err != nil {
+	if _, err := s.answer(uri, true); err != nil {
 		return err
 	}
 	kind, value, ok := s.emu.SessionUser(uri)
