@@ -68,9 +68,13 @@ type Initiator struct {
 }
 
 // NewInitiator checks the configuration and returns an Initiator.
+// WorkloadName may be empty for an Initiator used only through StartSync,
+// whose caller brings the workload access token; Initiate then refuses.
 func NewInitiator(cfg Config, d Deps) (*Initiator, error) {
-	if err := ValidateWorkloadName(cfg.WorkloadName); err != nil {
-		return nil, errors.New("workload name " + err.Error())
+	if cfg.WorkloadName != "" {
+		if err := ValidateWorkloadName(cfg.WorkloadName); err != nil {
+			return nil, errors.New("workload name " + err.Error())
+		}
 	}
 	if err := ValidateReturnURL(cfg.ReturnURL); err != nil {
 		return nil, errors.New("return URL " + err.Error())
@@ -87,6 +91,9 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	if x.cfg.WorkloadName == "" {
+		return nil, Fail(contract.ErrMisconfigured, "no workload name configured")
+	}
 	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
 	}
@@ -99,7 +106,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	}
 	if existing != nil {
 		log.InfoContext(ctx, "retried invocation: reusing the session of this task", "correlationId", existing.CorrelationID)
-		return x.announce(ctx, log, existing, "")
+		return x.announce(ctx, log, x.d.Notifier, existing, "")
 	}
 	state, res, err := x.requestToken(ctx, log, in)
 	if err != nil {
@@ -111,7 +118,8 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if err := verifyAuthorizationSession(ctx, log, res); err != nil {
 		return nil, err
 	}
-	return x.startSession(ctx, log, req, state, res)
+	out, _, err := x.startSession(ctx, log, x.d.Notifier, req, state, res)
+	return out, err
 }
 
 // acceptsUser refuses flows the callback could not complete: a userToken
@@ -154,6 +162,12 @@ func (x *Initiator) requestToken(ctx context.Context, log *slog.Logger, in Input
 	if err != nil {
 		return "", TokenResult{}, x.identityFailure(ctx, log, "GetWorkloadAccessToken", err)
 	}
+	return x.askToken(ctx, log, wat, in)
+}
+
+// askToken is requestToken with the workload access token wat already
+// minted for in's user.
+func (x *Initiator) askToken(ctx context.Context, log *slog.Logger, wat string, in Input) (string, TokenResult, error) {
 	state, err := newState(x.d.Random)
 	if err != nil {
 		return "", TokenResult{}, errNoRandomness(err)
@@ -207,12 +221,13 @@ func verifyAuthorizationSession(ctx context.Context, log *slog.Logger, res Token
 }
 
 // startSession stores the new authorization session (only digests of its
-// secrets) and announces it. If a concurrent retry of the same task stored
-// one first, that one is announced instead.
-func (x *Initiator) startSession(ctx context.Context, log *slog.Logger, req Request, state string, res TokenResult) (*Result, error) {
+// secrets) and announces it through n. If a concurrent retry of the same
+// task stored one first, that one is announced instead. It also returns
+// the sessionUri of the announced session.
+func (x *Initiator) startSession(ctx context.Context, log *slog.Logger, n Notifier, req Request, state string, res TokenResult) (*Result, string, error) {
 	s, code, err := x.newSession(req, state, res)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	existing, err := x.d.Store.Create(ctx, s)
 	switch {
@@ -220,12 +235,14 @@ func (x *Initiator) startSession(ctx context.Context, log *slog.Logger, req Requ
 		// A concurrent retry of the same task won the race: use its session;
 		// ours is left to expire at AgentCore.
 		log.InfoContext(ctx, "concurrent invocation created the session first", "correlationId", existing.CorrelationID)
-		return x.announce(ctx, log, existing, "")
+		s, code = existing, ""
 	case err != nil:
-		return nil, storeFailure(err)
+		return nil, "", storeFailure(err)
+	default:
+		log.InfoContext(ctx, "authorization session created", "correlationId", s.CorrelationID, "binding", string(s.Binding))
 	}
-	log.InfoContext(ctx, "authorization session created", "correlationId", s.CorrelationID, "binding", string(s.Binding))
-	return x.announce(ctx, log, s, code)
+	out, err := x.announce(ctx, log, n, s, code)
+	return out, s.SessionURI, err
 }
 
 // newSession builds the PENDING session for AgentCore's answer res, and its
@@ -261,12 +278,12 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 	return s, code, nil
 }
 
-// announce publishes AuthorizationRequired for s unless that was already
-// done, then builds the result. code is the session's fresh verification
+// announce publishes AuthorizationRequired for s through n unless that
+// was already done, then builds the result. code is the session's fresh verification
 // code, or "" for a session found in the store: if that one was never
 // announced, its code is unknown (only a digest is kept), so a new code is
 // drawn and replaces the digest when the announcement is recorded.
-func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, code string) (*Result, error) {
+func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, s *Session, code string) (*Result, error) {
 	log = log.With("correlationId", s.CorrelationID)
 	if s.Status != StatusPending {
 		log.WarnContext(ctx, "session of this task is no longer pending", "status", string(s.Status))
@@ -285,7 +302,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, s *Session, 
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: s.Scopes,
 			AuthorizationURL: s.AuthorizationURL, ExpiresAt: s.ExpiresAt.UTC(), VerificationCode: code,
 		}
-		if err := x.d.Notifier.AuthorizationRequired(ctx, ev); err != nil {
+		if err := n.AuthorizationRequired(ctx, ev); err != nil {
 			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))
 			return nil, &Failure{Name: contract.ErrNotifyFailed, Message: "could not publish the AuthorizationRequired event", Err: err}
 		}

@@ -107,3 +107,30 @@ func TestHarnessesAreTestOnly(t *testing.T) {
 		}
 	}
 }
+
+// agentauth is production code that users link into their agents: like the
+// functions, it must not link the emulator, a stand-in, a harness or
+// testing.
+func TestAgentauthLinksOnlyProductionCode(t *testing.T) {
+	deps := goList(t, "-deps", module+"/agentauth")
+	if !slices.Contains(deps, module+"/internal/flow") {
+		t.Fatalf("go list -deps of agentauth does not reach internal/flow: %v", deps)
+	}
+	if bad := leaks(deps); len(bad) > 0 {
+		t.Errorf("agentauth links non-production code: %v", bad)
+	}
+}
+
+// agentcoretest is a test helper users import: it links the emulator (that
+// is its job) but not package testing, a harness or an end-to-end suite.
+func TestAgentcoretestDoesNotLinkTesting(t *testing.T) {
+	deps := goList(t, "-deps", module+"/agentcoretest")
+	if !slices.Contains(deps, module+"/internal/local/emulator") {
+		t.Fatalf("go list -deps of agentcoretest does not reach the emulator: %v", deps)
+	}
+	for _, d := range deps {
+		if d == "testing" || strings.HasPrefix(d, module+"/internal/testenv/") || strings.HasPrefix(d, module+"/internal/e2e/") {
+			t.Errorf("agentcoretest links %s", d)
+		}
+	}
+}
