@@ -80,11 +80,12 @@ synth: setup
 bench: setup
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# BINDING=oidc (or oidc+code, none) picks the session binding; default code.
 demo: setup
-	$(GO) run ./cmd/consentflow-demo
+	$(GO) run ./cmd/consentflow-demo $(if $(BINDING),--binding '$(BINDING)')
 
 demo-auto: setup
-	$(GO) run ./cmd/consentflow-demo --auto
+	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)')
 
 clean:
 	rm -rf cdk.out bin artifacts

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +19,7 @@ import (
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/chromium"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
+	"github.com/consentflow/consentflow/internal/local/emulator"
 	"github.com/consentflow/consentflow/internal/local/eventslocal"
 	"github.com/consentflow/consentflow/internal/local/runner"
 	"github.com/consentflow/consentflow/internal/local/sfnlocal"
@@ -40,12 +42,17 @@ func (c config) check() error {
 		return errors.New("--provider must not be empty")
 	case len(c.scopes) == 0:
 		return errors.New("--scopes must name at least one scope")
-	case c.binding != contract.BindingCode && c.binding != contract.BindingNone:
-		return fmt.Errorf(`--binding must be "code" or "none", not %q`, c.binding)
+	case !slices.Contains(contract.BindingModes(), c.binding):
+		return fmt.Errorf(`--binding must be one of %s, not %q`, strings.Join(contract.BindingModes(), ", "), c.binding)
 	case c.timeout <= 0:
 		return errors.New("--timeout must be positive")
 	}
 	return nil
+}
+
+// signIn reports whether the binding mode signs the person in.
+func (c config) signIn() bool {
+	return c.binding == contract.BindingOIDC || c.binding == contract.BindingOIDCCode
 }
 
 func splitScopes(s string) []string {
@@ -126,6 +133,14 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	d.info("%-32s %s", "EventBridge stand-in", s.EventsURL)
 	d.info("%-32s %s", "callback (API Gateway stand-in)", s.CallbackURL)
 	d.info("%-32s %s", "session binding", cfg.binding)
+	if cfg.signIn() {
+		// The person signs in as the flow's user at the emulator's OpenID
+		// provider; bob (also listed) shows what another account gets.
+		if err := s.Emulator.AddTestUser(emulator.TestUser{Subject: cfg.user, Email: cfg.user + "@example.com", EmailVerified: true}); err != nil {
+			return err
+		}
+		d.info("%-32s %s  (sign in as %q; bob shows the refusal)", "sign-in provider (OpenID)", s.Emulator.Issuer(), cfg.user)
+	}
 
 	var page *chromium.Page
 	if cfg.auto {
@@ -227,10 +242,17 @@ func (d *demo) instructions(ev flow.AuthorizationRequired) {
 	d.info("Now, in a browser on this machine:")
 	d.info("  1. open the authorization URL above;")
 	d.info("  2. on the provider's page, click Allow (Deny fails the workflow with %s);", contract.ErrConsentDenied)
-	if ev.VerificationCode != "" {
+	switch {
+	case d.cfg.signIn() && ev.VerificationCode != "":
+		d.info("  3. on \"Confirm the connection\", type the verification code %s and click \"Sign in and connect\";", ev.VerificationCode)
+		d.info("  4. on the sign-in page, choose %q (choosing another account shows the refusal).", d.cfg.user)
+	case d.cfg.signIn():
+		d.info("  3. on \"Confirm the connection\", click \"Sign in and connect\";")
+		d.info("  4. on the sign-in page, choose %q (choosing another account shows the refusal).", d.cfg.user)
+	case ev.VerificationCode != "":
 		d.info("  3. on \"Confirm the connection\", type the verification code %s and click Connect.", ev.VerificationCode)
 		d.info("     (%d wrong codes fail the workflow with %s.)", flow.MaxCodeAttempts, contract.ErrBindingFailed)
-	} else {
+	default:
 		d.info("  3. on \"Confirm the connection\", click Connect.")
 	}
 	d.info("Or run `make demo-auto` to let headless Chromium do it.")
@@ -264,6 +286,13 @@ func (d *demo) drive(ctx context.Context, p *chromium.Page, ev flow.Authorizatio
 	}
 	if status, err = p.EnterCode(ctx, ev.VerificationCode); err != nil {
 		return err
+	}
+	if d.cfg.signIn() {
+		d.info("sign-in page: HTTP %d", status)
+		d.step("browser: signing in as %q at the OpenID provider ...", d.cfg.user)
+		if status, err = p.SignIn(ctx, d.cfg.user); err != nil {
+			return err
+		}
 	}
 	if o, err = p.Outcome(ctx); err != nil {
 		return err

@@ -77,12 +77,23 @@ var (
 )
 
 func TestDemoAuto(t *testing.T) {
+	demoAuto(t, []string{"verification code:"}, "--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
+}
+
+// The sign-in binding: the demo's user signs in at the emulator's OpenID
+// provider (make demo BINDING=oidc).
+func TestDemoAutoSignIn(t *testing.T) {
+	demoAuto(t, []string{"sign-in provider (OpenID)", "signing in as \"demo-oidc-user\"", "sign-in page: HTTP 200"},
+		"--auto", "--binding", "oidc", "--user", "demo-oidc-user")
+}
+
+func demoAuto(t *testing.T, extra []string, args ...string) {
 	chromiumtest.Require(t)
 	bin := build(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := demoCmd(ctx, bin, "--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
+	cmd := demoCmd(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
@@ -95,8 +106,8 @@ func TestDemoAuto(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no masked token line in stdout:\n%s", out)
 	}
-	for _, wantLine := range []string{"==> starting DynamoDB Local", "authorization URL:", "verification code:",
-		"task SUCCEEDED", `"status":"AUTHORIZED"`, "answer: HTTP 200, \"Connected\"", "==> stopped"} {
+	for _, wantLine := range append([]string{"==> starting DynamoDB Local", "authorization URL:",
+		"task SUCCEEDED", `"status":"AUTHORIZED"`, "answer: HTTP 200, \"Connected\"", "==> stopped"}, extra...) {
 		if !strings.Contains(out, wantLine) {
 			t.Errorf("stdout lacks %q", wantLine)
 		}

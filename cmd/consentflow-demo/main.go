@@ -12,6 +12,7 @@
 // fetching it through the AWS SDK (printed masked).
 //
 //	make demo                       # you click through it in your browser
+//	make demo BINDING=oidc          # ... and sign in at the emulator's OpenID provider
 //	make demo-auto                  # headless Chromium clicks through it
 //	go run ./cmd/consentflow-demo --user alice --scopes repo,read:user
 //
@@ -40,7 +41,7 @@ func main() {
 	fs.StringVar(&c.user, "user", "demo-user", "the user id the authorization is for")
 	fs.StringVar(&c.provider, "provider", "github", "the credential provider (registered in the emulator)")
 	scopes := fs.String("scopes", "repo,read:user", "the OAuth scopes, comma-separated")
-	fs.StringVar(&c.binding, "binding", contract.BindingCode, `session binding: "code" (verification code) or "none"`)
+	fs.StringVar(&c.binding, "binding", contract.BindingCode, `session binding: "code" (verification code), "oidc" (sign in at the emulator's OpenID provider), "oidc+code" or "none"`)
 	fs.DurationVar(&c.timeout, "timeout", contract.SessionValidity, "how long to wait for the consent (the session validity)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
