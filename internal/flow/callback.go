@@ -143,7 +143,11 @@ type CallbackConfig struct {
 	WorkloadName string
 	ReturnURL    string
 	// ExternalSessions lets a sign-in binding complete sessions consentflow
-	// did not start (agents in AgentCore Runtime, Gateway targets).
+	// did not start: agents that start consent for a userId themselves
+	// (AgentCore Runtime with runtimeUserId). AgentCore completes them only
+	// for the user they were started for; sessions minted from a JWT
+	// (Gateway targets, Runtime with a JWT authorizer) need that exact JWT
+	// and cannot be completed by a sign-in.
 	ExternalSessions bool
 	// Prompt is the OpenID Connect prompt of a first sign-in.
 	Prompt string
@@ -258,6 +262,12 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 	}
 	log = log.With("correlationId", s.CorrelationID)
 	if s.External {
+		if !c.cfg.ExternalSessions {
+			// Recorded while they were enabled: without them nothing but
+			// a state could bind this session, and it has none.
+			log.WarnContext(ctx, "callback for a session started elsewhere while external sessions are off")
+			return nil, log, &Outcome{Kind: KindUnknownSession}
+		}
 		return s, log, nil
 	}
 	if p.State == "" {
@@ -292,6 +302,11 @@ func (c *Callback) View(ctx context.Context, p CallbackParams) *Outcome {
 	out.SessionURI, out.State = s.SessionURI, p.State
 	out.AttemptsLeft = MaxCodeAttempts - s.Attempts
 	out.NeedsUserSession = s.UserTokenHash != ""
+	if out.Binding.NeedsSignIn() {
+		// The sign-in says whose account it is; the link alone must not
+		// tell anyone the user id (often an email) it was started for.
+		out.UserID = ""
+	}
 	log.InfoContext(ctx, "confirmation page shown")
 	return out
 }
@@ -311,7 +326,22 @@ func (c *Callback) Confirm(ctx context.Context, p CallbackParams) *Outcome {
 	if b := c.bindingFor(ctx, log, s); b.NeedsSignIn() && s.UserTokenHash == "" {
 		// A flow started with a JWT is bound by the browser's JWT (checked
 		// above); every other flow by the signed-in user.
-		return c.startLogin(ctx, log, s.SessionURI, s.External, b.NeedsCode() && !s.External, 1, c.cfg.Prompt)
+		if !c.signInMode() {
+			// Started under a sign-in mode, confirmed after the deployment
+			// dropped it: nothing here can sign the browser in.
+			log.ErrorContext(ctx, "session needs a sign-in but no sign-in provider is configured")
+			return c.base(s, KindFailed)
+		}
+		codeChecked := b.NeedsCode() && !s.External
+		if codeChecked {
+			// The right code's attempt is given back: the sign-in, not
+			// this request, completes the session, and a person who
+			// comes back with the right code must not use up the limit.
+			if _, err := c.d.Store.RefundAttempt(ctx, s.SessionURI); err != nil {
+				log.WarnContext(ctx, "could not give back the verification attempt", "error", safeErr(err))
+			}
+		}
+		return c.startLogin(ctx, log, s.SessionURI, s.External, codeChecked, 1, c.cfg.Prompt)
 	}
 	return c.complete(ctx, log, s, p, user)
 }
@@ -381,6 +411,11 @@ func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session,
 	if p.UserToken == "" {
 		return wrong("browser user does not match the user who started the flow", "hasSession", false)
 	}
+	// The cheap comparison first: a JWT that is not the flow's is refused
+	// without fetching keys (a forged kid would make the verifier refetch).
+	if !equalHash(Hash(p.UserToken), s.UserTokenHash) {
+		return wrong("browser user does not match the user who started the flow", "hasSession", true)
+	}
 	if c.d.UserTokens == nil {
 		return wrong("flow started with a user JWT, but no JWT issuer is configured to verify the browser's")
 	}
@@ -390,9 +425,6 @@ func (c *Callback) verifyUser(ctx context.Context, log *slog.Logger, s *Session,
 			return UserRef{}, c.base(s, KindTryAgain)
 		}
 		return wrong("the browser's user JWT failed verification", "error", safeErr(err))
-	}
-	if !equalHash(Hash(p.UserToken), s.UserTokenHash) {
-		return wrong("browser user does not match the user who started the flow", "hasSession", true)
 	}
 	return UserRef{UserToken: p.UserToken}, nil
 }
@@ -866,6 +898,12 @@ func (c *Callback) denied(ctx context.Context, p CallbackParams) *Outcome {
 	}
 	if o := c.settled(ctx, log, s); o != nil {
 		return o
+	}
+	if s.External {
+		// No state proves that this error redirect is the session's own:
+		// anyone holding the link could end the session for its user.
+		log.WarnContext(ctx, "the provider reported an error for a session started elsewhere; nothing recorded", "oauthError", code)
+		return c.base(s, KindDenied)
 	}
 	log.WarnContext(ctx, "the provider reported an error instead of consent", "oauthError", code)
 	name := contract.ErrConsentDenied

@@ -270,6 +270,16 @@ func (m *memStore) Release(_ context.Context, uri string) (*flow.Session, error)
 	})
 }
 
+func (m *memStore) RefundAttempt(_ context.Context, uri string) (*flow.Session, error) {
+	return m.update(uri, func(s *flow.Session) bool {
+		if s.Status != flow.StatusPending || s.Attempts <= s.WrongCodes {
+			return false
+		}
+		s.Attempts--
+		return true
+	})
+}
+
 func (m *memStore) MarkNotified(_ context.Context, uri, codeHash string, now time.Time) (*flow.Session, error) {
 	if now.IsZero() {
 		now = m.now()

@@ -102,6 +102,12 @@ type SessionStore interface {
 	// code does not use up the limit when AgentCore was unavailable. If the
 	// stored status is not COMPLETING: (current, ErrConflict).
 	Release(ctx context.Context, sessionURI string) (*Session, error)
+	// RefundAttempt gives back the attempt a right verification code
+	// reserved, when its request does not go on to claim the session (a
+	// sign-in follows; oidc+code): Attempts - 1, for a session stored
+	// PENDING with a comparison open (WrongCodes < Attempts). Wrong codes
+	// are never given back. Otherwise (current, ErrConflict).
+	RefundAttempt(ctx context.Context, sessionURI string) (*Session, error)
 	// MarkNotified sets NotifiedAt=now (the store's clock when now is zero)
 	// and, when codeHash is not empty, replaces CodeHash, only if the
 	// session was not notified before, whatever its status. Otherwise

@@ -65,6 +65,11 @@ func validLoginSecret(s string) bool {
 // maxSignInCode bounds the provider's code parameter.
 const maxSignInCode = 4096
 
+// exchangeTimeout bounds the code exchange and the ID token's verification
+// (a key refetch included), so that the completion after them still fits
+// the callback function's 10 s (it needs its own budget: completeAtAgentCore).
+const exchangeTimeout = 3 * time.Second
+
 // signInMode reports whether the callback signs browsers in.
 func (c *Callback) signInMode() bool { return c.cfg.Binding.NeedsSignIn() }
 
@@ -126,7 +131,9 @@ func (c *Callback) LoginReturn(ctx context.Context, p LoginParams) *Outcome {
 		log.WarnContext(ctx, "login callback without a usable code")
 		return &Outcome{Kind: KindBadRequest, Reason: ReasonMalformedLink}
 	}
-	user, err := c.d.SignIn.Exchange(ctx, p.Code, derive("pkce", p.Secret))
+	xctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
+	user, err := c.d.SignIn.Exchange(xctx, p.Code, derive("pkce", p.Secret))
+	cancel()
 	switch {
 	case errors.Is(err, ErrSignInRejected):
 		log.WarnContext(ctx, "sign-in rejected", "error", safeErr(err))
@@ -159,13 +166,16 @@ func (c *Callback) LoginReturn(ctx context.Context, p LoginParams) *Outcome {
 		return &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginExpired}
 	}
 	if s.Status == StatusCompleting && c.claimLive(s) {
-		return withSignedIn(c.lostClaim(ctx, log, s, s, ErrConflict), user)
+		o := c.lostClaim(ctx, log, s, s, ErrConflict)
+		o.CanSignInAgain = o.Kind == KindTryAgain || o.Kind == KindInProgress
+		return withSignedIn(o, user)
 	}
 	o = c.complete(ctx, log, s, CallbackParams{}, UserRef{UserID: user.UserID})
 	if s.External && o.Kind == KindFailed && o.Reason == ReasonCompletionRefused {
-		o = &Outcome{Kind: KindWrongUser, Reason: ReasonCompletionRefused, CanSignInAgain: true}
+		o = &Outcome{Kind: KindWrongUser, Reason: ReasonCompletionRefused, CanSignInAgain: true, External: true}
 	}
-	if o.Kind == KindTryAgain {
+	if o.Kind == KindTryAgain || o.Kind == KindInProgress {
+		// The login is used up: only another sign-in can retry.
 		o.CanSignInAgain = true
 	}
 	return withSignedIn(o, user)

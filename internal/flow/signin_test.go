@@ -453,3 +453,149 @@ func TestUserTokenVerified(t *testing.T) {
 		t.Fatalf("userToken without an issuer: %v", err)
 	}
 }
+
+// Findings of the security review of the sign-in binding, each a test.
+func TestSignInReviewFindings(t *testing.T) {
+	ctx := context.Background()
+	ext := flow.CallbackParams{SessionID: "urn:ietf:params:oauth:request_uri:started-by-an-agent"}
+	t.Run("an error redirect does not end a session started elsewhere", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, true)
+		e.id.completeFn = func(n int) error {
+			if n == 1 {
+				return &flow.Failure{Name: contract.ErrAccessDenied, Message: "Invalid or expired session"}
+			}
+			return nil
+		}
+		signIn(t, e, e.cb.Confirm(ctx, ext), "mallory") // records it, refused, released
+		forged := ext
+		forged.State, forged.Error = "x", "access_denied"
+		if o := e.cb.View(ctx, forged); o.Kind != flow.KindDenied {
+			t.Fatalf("%+v", o)
+		}
+		if s, err := e.store.Get(ctx, ext.SessionID); err != nil || s.Status != flow.StatusPending {
+			t.Fatalf("an unauthenticated error redirect ended it: %+v %v", s, err)
+		}
+		if o := signIn(t, e, e.cb.Confirm(ctx, ext), "user-7"); o.Kind != flow.KindConnected {
+			t.Fatalf("its own user: %+v", o)
+		}
+	})
+	t.Run("own sessions need their state with external sessions on", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, true)
+		p, _ := started(t, e)
+		p.State = strings.Repeat("B", len(p.State))
+		if o := e.cb.Confirm(ctx, p); o.Kind != flow.KindStateMismatch || len(e.signIn.rounds) != 0 {
+			t.Fatalf("%+v", o)
+		}
+	})
+	t.Run("a recorded external session after external sessions are switched off", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, true)
+		e.id.completeFn = func(int) error { return &flow.Failure{Name: contract.ErrAccessDenied} }
+		signIn(t, e, e.cb.Confirm(ctx, ext), "mallory")
+		off, err := flow.NewCallback(flow.CallbackConfig{Binding: flow.BindingOIDC, WorkloadName: "consentflow-test",
+			ReturnURL: "https://cb.example/oauth2/callback"}, e.deps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ext
+		p.State = strings.Repeat("A", 43)
+		if o := off.Confirm(ctx, p); o.Kind != flow.KindUnknownSession {
+			t.Fatalf("%+v", o)
+		}
+	})
+	t.Run("a sign-in login for an external session needs external sessions on", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, true)
+		o := e.cb.Confirm(ctx, ext)
+		off, _ := flow.NewCallback(flow.CallbackConfig{Binding: flow.BindingOIDC, WorkloadName: "consentflow-test",
+			ReturnURL: "https://cb.example/oauth2/callback"}, e.deps)
+		code, r := e.signIn.issue("user-7", "")
+		if got := off.LoginReturn(ctx, flow.LoginParams{Secret: o.Login.Secret, Code: code, State: r.State}); got.Kind != flow.KindUnknownSession {
+			t.Fatalf("%+v", got)
+		}
+		if e.id.count("CompleteResourceTokenAuth") != 0 {
+			t.Fatal("Complete called")
+		}
+	})
+	t.Run("a session that needs sign-in under a deployment without it fails closed", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		p, _ := started(t, e)
+		d := e.deps
+		d.SignIn, d.Logins = nil, nil
+		none, err := flow.NewCallback(flow.CallbackConfig{Binding: flow.BindingNone}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := none.Confirm(ctx, p); o.Kind != flow.KindFailed || e.id.count("CompleteResourceTokenAuth") != 0 {
+			t.Fatalf("%+v", o)
+		}
+	})
+	t.Run("the code a deployment switched to oidc+code needs", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		p, _ := started(t, e)
+		o := e.cb.Confirm(ctx, p) // oidc: no code checked
+		both, _ := flow.NewCallback(flow.CallbackConfig{Binding: flow.BindingOIDCCode, WorkloadName: "consentflow-test",
+			ReturnURL: "https://cb.example/oauth2/callback"}, e.deps)
+		code, r := e.signIn.issue("user-1", "")
+		got := both.LoginReturn(ctx, flow.LoginParams{Secret: o.Login.Secret, Code: code, State: r.State})
+		if got.Kind != flow.KindLoginRefused || e.id.count("CompleteResourceTokenAuth") != 0 {
+			t.Fatalf("a sign-in without the code completed under oidc+code: %+v", got)
+		}
+	})
+	t.Run("a JWT flow is never completed by a sign-in", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		mustInitiate(t, e, `{"taskToken":"`+taskToken+`","input":{"userToken":"`+jwt+`","provider":"google","scopes":["openid"]}}`)
+		state := e.id.reqs[len(e.id.reqs)-1].CustomState
+		uri := "urn:ietf:params:oauth:request_uri:sess-" + string(rune('a'+e.id.uris))
+		// Confirmed without the browser's JWT: refused before any sign-in.
+		if o := e.cb.Confirm(ctx, flow.CallbackParams{SessionID: uri, State: state}); o.Kind != flow.KindWrongUser || len(e.signIn.rounds) != 0 {
+			t.Fatalf("%+v", o)
+		}
+	})
+	t.Run("an oversized state on the login callback", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		p, _ := started(t, e)
+		o := e.cb.Confirm(ctx, p)
+		code, _ := e.signIn.issue("user-1", "")
+		got := e.cb.LoginReturn(ctx, flow.LoginParams{Secret: o.Login.Secret, Code: code, State: strings.Repeat("s", 5000)})
+		if got.Kind != flow.KindLoginRefused || got.Reason != flow.ReasonLoginMismatch {
+			t.Fatalf("%+v", got)
+		}
+	})
+	t.Run("the user id is not shown on sign-in confirmation pages", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		p, _ := started(t, e)
+		if v := e.cb.View(ctx, p); v.UserID != "" {
+			t.Fatalf("%+v", v)
+		}
+	})
+	t.Run("a completion that could not run offers another sign-in", func(t *testing.T) {
+		e := signInEnv(t, flow.BindingOIDC, false)
+		e.id.completeFn = func(int) error { return &flow.Failure{Name: contract.ErrThrottled} }
+		p, _ := started(t, e)
+		if o := signIn(t, e, e.cb.Confirm(ctx, p), "user-1"); o.Kind != flow.KindTryAgain || !o.CanSignInAgain {
+			t.Fatalf("%+v", o)
+		}
+	})
+}
+
+// oidc+code: coming back with the right code does not use up the attempts
+// (each right code's attempt is given back when its sign-in starts), while
+// wrong codes still count.
+func TestSignInWithCodeRefundsRightCodes(t *testing.T) {
+	e := signInEnv(t, flow.BindingOIDCCode, false)
+	p, code := started(t, e)
+	ctx := context.Background()
+	p.Code = code
+	for i := 0; i < flow.MaxCodeAttempts+2; i++ {
+		if o := e.cb.Confirm(ctx, p); o.Kind != flow.KindSignIn {
+			t.Fatalf("right code %d: %+v", i+1, o)
+		}
+	}
+	wrong := p
+	wrong.Code = "AAAAA-AAAAA"
+	if o := e.cb.Confirm(ctx, wrong); o.Kind != flow.KindWrongCode || o.AttemptsLeft != flow.MaxCodeAttempts-1 {
+		t.Fatalf("wrong code after right ones: %+v", o)
+	}
+	if o := signIn(t, e, e.cb.Confirm(ctx, p), "user-1"); o.Kind != flow.KindConnected {
+		t.Fatalf("%+v", o)
+	}
+}

@@ -896,6 +896,16 @@ func (st *Store) Release(ctx context.Context, sessionURI string) (*flow.Session,
 	return nil, errors.New("state: release: unreachable")
 }
 
+// RefundAttempt implements flow.SessionStore: attempts - 1 while the
+// session is stored PENDING and attempts > wrongCodes, in one conditional
+// write.
+func (st *Store) RefundAttempt(ctx context.Context, sessionURI string) (*flow.Session, error) {
+	e := newExprs()
+	cond := fmt.Sprintf("%s = %s AND %s > %s", e.n(aStatus), e.status(flow.StatusPending), e.n(aAttempts), e.n(aWrongCodes))
+	update := fmt.Sprintf("SET %s = %s - %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
+	return st.result(st.update(ctx, sessionURI, e, update, cond))
+}
+
 // MarkNotified implements flow.SessionStore.
 func (st *Store) MarkNotified(ctx context.Context, sessionURI string, codeHash string, now time.Time) (*flow.Session, error) {
 	if now.IsZero() {

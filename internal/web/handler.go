@@ -90,6 +90,10 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if method == http.MethodGet {
 		return respond(0, h.Domain.View(ctx, p))
 	}
+	if crossSite(req.Headers) {
+		h.Log.WarnContext(ctx, "cross-site POST refused")
+		return refuse(http.StatusForbidden, msgCrossSite)
+	}
 
 	form, status := parseForm(req)
 	if status != 0 {
@@ -117,6 +121,10 @@ func (h *Handler) login(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 			Error: q.Get("error"), ErrorDescription: q.Get("error_description"),
 		}), true)
 	case http.MethodPost:
+		if crossSite(req.Headers) {
+			h.Log.WarnContext(ctx, "cross-site POST refused")
+			return refuse(http.StatusForbidden, msgCrossSite)
+		}
 		return h.respond(h.Domain.SignInAgain(ctx, secret), false)
 	}
 	h.Log.WarnContext(ctx, "method not allowed", "method", req.RequestContext.HTTP.Method)
@@ -149,6 +157,27 @@ func (h *Handler) loginCookie(value string, maxAge int) string {
 	c := &http.Cookie{Name: h.LoginCookie, Value: value, Path: "/", MaxAge: maxAge,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	return c.String()
+}
+
+// crossSite reports a POST that a browser sent from another site's page
+// (an auto-submitting form there): it must not confirm anything or start a
+// sign-in in the person's browser. Browsers say where a request comes from
+// in Sec-Fetch-Site; the pages' own forms are "same-origin". (Their Origin
+// header is "null" under the pages' no-referrer policy, so only a foreign
+// origin is telling.) Clients that send neither header are not browsers
+// acting for someone else and pass.
+func crossSite(h map[string]string) bool {
+	switch header(h, "sec-fetch-site") {
+	case "", "same-origin":
+	default:
+		return true
+	}
+	o := header(h, "origin")
+	if o == "" || o == "null" {
+		return false
+	}
+	u, err := url.Parse(o)
+	return err != nil || !strings.EqualFold(u.Host, header(h, "host"))
 }
 
 // parseQuery parses the raw query string, refusing duplicated parameters

@@ -351,3 +351,48 @@ func TestWrongAccountPage(t *testing.T) {
 		t.Errorf("status %d", resp.StatusCode)
 	}
 }
+
+// A form auto-submitted from another site's page confirms nothing and
+// starts no sign-in.
+func TestCrossSitePOSTRefused(t *testing.T) {
+	ctx := context.Background()
+	for name, hdr := range map[string]map[string]string{
+		"cross-site":     {"sec-fetch-site": "cross-site"},
+		"same-site":      {"sec-fetch-site": "same-site"},
+		"foreign origin": {"origin": "https://evil.example", "host": "cb.example"},
+	} {
+		for _, path := range []string{contract.CallbackPath, contract.LoginCallbackPath} {
+			h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected})
+			var req events.APIGatewayV2HTTPRequest
+			req.RequestContext.HTTP.Method = "POST"
+			req.RawPath = path
+			req.RawQueryString = "session_id=x&state=y"
+			req.Headers = map[string]string{"content-type": "application/x-www-form-urlencoded"}
+			for k, v := range hdr {
+				req.Headers[k] = v
+			}
+			resp, _ := h.Handle(ctx, req)
+			if resp.StatusCode != http.StatusForbidden || len(r.calls) != 0 {
+				t.Errorf("%s POST %s: status %d, domain calls %v", name, path, resp.StatusCode, r.calls)
+			}
+		}
+	}
+	for name, hdr := range map[string]map[string]string{
+		"same-origin": {"sec-fetch-site": "same-origin", "origin": "null"},
+		"no headers":  {},
+		"same origin": {"origin": "https://cb.example", "host": "cb.example"},
+	} {
+		h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected})
+		var req events.APIGatewayV2HTTPRequest
+		req.RequestContext.HTTP.Method = "POST"
+		req.RawPath = contract.CallbackPath
+		req.RawQueryString = "session_id=x&state=y"
+		req.Headers = map[string]string{"content-type": "application/x-www-form-urlencoded"}
+		for k, v := range hdr {
+			req.Headers[k] = v
+		}
+		if resp, _ := h.Handle(ctx, req); resp.StatusCode != http.StatusOK || len(r.calls) != 1 {
+			t.Errorf("%s: status %d, domain calls %v", name, resp.StatusCode, r.calls)
+		}
+	}
+}

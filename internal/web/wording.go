@@ -85,13 +85,14 @@ var reasonWords = map[flow.Reason]string{
 const (
 	msgMethodNotAllowed = "This address only accepts links from the sign-in flow."
 	msgUnreadableForm   = "The form could not be read."
+	msgCrossSite        = "This form can only be sent from this site's own page. Open the link from the application again."
 )
 
 // message is the message for o's Reason, or "" for the Kind's default.
 func message(o *flow.Outcome) string {
 	if o.Kind == flow.KindWrongUser && o.SignedInAs != "" {
 		if o.Reason == flow.ReasonCompletionRefused {
-			return "AgentCore Identity refused to complete this connection for the account you signed in with: it was requested for another account, or the link is no longer valid."
+			return "AgentCore Identity refused to complete this connection for the account you signed in with. A connection an agent started can be completed only by the account it was started for (and not by sign-in at all when the agent started it with a token instead of a user id), and only while its link is valid."
 		}
 		return signedInWrongUser
 	}

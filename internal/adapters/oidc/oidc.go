@@ -182,13 +182,12 @@ func verified(v any) bool {
 	return false
 }
 
-// display is what the page shows the person: their email, username or
-// name, else the user id.
+// display is what the page shows the person: their verified email, else
+// the user id (names and usernames are not shown: the person must be able
+// to tell which account signed in, and only these identify it).
 func display(claims map[string]any, id string) string {
-	for _, c := range []string{"email", "preferred_username", "name"} {
-		if v, _ := claims[c].(string); v != "" {
-			return v
-		}
+	if v, _ := claims["email"].(string); v != "" && verified(claims["email_verified"]) {
+		return v
 	}
 	return id
 }
@@ -240,7 +239,15 @@ type discovery struct {
 	client *http.Client
 	mu     sync.Mutex
 	p      *gooidc.Provider
+	// failedAt and failure remember the last failed discovery for
+	// retryAfter, so that a provider that is down does not hold every
+	// request (every page asks for the form-action origin) for a timeout.
+	failedAt time.Time
+	failure  error
 }
+
+// retryAfter is how long a failed discovery is answered from memory.
+const retryAfter = 10 * time.Second
 
 func (d *discovery) provider(ctx context.Context) (*gooidc.Provider, error) {
 	d.mu.Lock()
@@ -248,13 +255,17 @@ func (d *discovery) provider(ctx context.Context) (*gooidc.Provider, error) {
 	if d.p != nil {
 		return d.p, nil
 	}
+	if d.failure != nil && time.Since(d.failedAt) < retryAfter {
+		return nil, d.failure
+	}
 	// The provider keeps this context for its key set's later fetches:
 	// detach it from the request (the client's timeout bounds them).
 	p, err := gooidc.NewProvider(gooidc.ClientContext(context.WithoutCancel(ctx), d.client), d.issuer)
 	if err != nil {
-		return nil, fmt.Errorf("oidc: discovery of the provider failed: %s", firstLine(err.Error()))
+		d.failedAt, d.failure = time.Now(), fmt.Errorf("oidc: discovery of the provider failed: %s", firstLine(err.Error()))
+		return nil, d.failure
 	}
-	d.p = p
+	d.p, d.failure = p, nil
 	return p, nil
 }
 

@@ -117,8 +117,11 @@ func TestUserClaim(t *testing.T) {
 			t.Errorf("%v %s: %q %v", tc.claims, tc.claim, got, err)
 		}
 	}
-	if d := display(map[string]any{"name": "Al", "email": "a@x"}, "id"); d != "a@x" {
+	if d := display(map[string]any{"name": "Al", "email": "a@x", "email_verified": true}, "id"); d != "a@x" {
 		t.Errorf("display %q", d)
+	}
+	if d := display(map[string]any{"name": "Al", "email": "a@x"}, "id"); d != "id" {
+		t.Errorf("an unverified email must not be shown as the account: %q", d)
 	}
 	if d := display(map[string]any{}, "id"); d != "id" {
 		t.Errorf("display %q", d)

@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RaceClaim", testRaceClaim},
 		{"RaceTransition", testRaceTransition},
 		{"Release", testRelease},
+		{"RefundAttempt", testRefundAttempt},
 		{"RecordWrongCode", testRecordWrongCode},
 		{"LeaseBoundarySubMillisecond", testLeaseBoundarySubMillisecond},
 		{"RaceRecordWrongCode", testRaceRecordWrongCode},
@@ -816,6 +817,46 @@ func testRaceRecordWrongCode(t *testing.T, f *fixture) {
 	}
 	if got := f.get(t, s.SessionURI); got.Status != flow.StatusFailed || got.WrongCodes != limit {
 		t.Fatalf("final %+v", got)
+	}
+}
+
+// testRefundAttempt: a right code's open attempt is given back; a wrong
+// one, or a session not stored PENDING, is refused.
+func testRefundAttempt(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	s := f.create(t, f.session(""))
+	if cur, err := f.st.RefundAttempt(ctx, s.SessionURI); !errors.Is(err, flow.ErrConflict) || cur.Attempts != 0 {
+		t.Fatalf("refund with no attempt: %+v %v", cur, err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := f.st.ReserveAttempt(ctx, s.SessionURI, 5, f.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.RecordWrongCode(ctx, s.SessionURI, 5, contract.ErrBindingFailed, flow.Outbox{Error: contract.ErrBindingFailed}, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.st.RefundAttempt(ctx, s.SessionURI)
+	if err != nil || got.Attempts != 1 || got.WrongCodes != 1 {
+		t.Fatalf("refund: %+v %v", got, err)
+	}
+	// Attempts == WrongCodes: only wrong codes left, none given back.
+	if cur, err := f.st.RefundAttempt(ctx, s.SessionURI); !errors.Is(err, flow.ErrConflict) || cur.Attempts != 1 {
+		t.Fatalf("refund of a wrong code: %+v %v", cur, err)
+	}
+	if got := f.get(t, s.SessionURI); got.Attempts != 1 || got.WrongCodes != 1 {
+		t.Fatalf("stored: %+v", got)
+	}
+	for _, st := range Statuses {
+		if st == flow.StatusPending {
+			continue
+		}
+		s := f.in(t, st)
+		cur, err := f.st.RefundAttempt(ctx, s.SessionURI)
+		wantConflict(t, "refund of "+string(st), cur, err, st)
+	}
+	if _, err := f.st.RefundAttempt(ctx, "urn:ietf:params:oauth:request_uri:missing"); !errors.Is(err, flow.ErrNotFound) {
+		t.Errorf("refund of a missing session: %v", err)
 	}
 }
 
