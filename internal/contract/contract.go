@@ -157,8 +157,9 @@ const CallbackPath = "/oauth2/callback"
 // the provider.
 const LoginCallbackPath = "/oauth2/login/callback"
 
-// LoginCookie is the cookie that binds a sign-in to the browser that
-// started it (Secure, HttpOnly, SameSite=Lax, Path=/).
+// LoginCookie prefixes the cookies that bind sign-ins to the browser that
+// started them (Secure, HttpOnly, SameSite=Lax, Path=/): one cookie per
+// sign-in, named LoginCookie + "-" + a part of its OpenID state.
 const LoginCookie = "__Host-consentflow-login"
 
 // LoginValidity is how long a sign-in may take, from the confirmation

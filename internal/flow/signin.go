@@ -37,6 +37,22 @@ type LoginStart struct {
 	URL    string
 	Secret string
 	MaxAge time.Duration
+	// Name tells this sign-in's cookie from other tabs' (LoginName of its
+	// state): each sign-in has a cookie of its own.
+	Name string
+}
+
+// loginNameLen is how much of a sign-in's state names its cookie.
+const loginNameLen = 16
+
+// LoginName is the name of the sign-in whose OpenID state is state (the
+// provider's redirect and the pages' forms carry it), or "" when state
+// cannot be one: the suffix of that sign-in's cookie.
+func LoginName(state string) string {
+	if len(state) != base64.RawURLEncoding.EncodedLen(sha256.Size) || !allOf(state, isBase64URL) {
+		return ""
+	}
+	return state[:loginNameLen]
 }
 
 // LoginParams are the login callback's parameters: the provider's redirect
@@ -103,7 +119,8 @@ func (c *Callback) startLogin(ctx context.Context, log *slog.Logger, sessionURI 
 		return &Outcome{Kind: KindTryAgain}
 	}
 	log.InfoContext(ctx, "sign-in started", "round", round, "external", external)
-	return &Outcome{Kind: KindSignIn, Login: &LoginStart{URL: u, Secret: secret, MaxAge: contract.LoginValidity}}
+	return &Outcome{Kind: KindSignIn, Login: &LoginStart{URL: u, Secret: secret, MaxAge: contract.LoginValidity,
+		Name: LoginName(derive("state", secret))}}
 }
 
 // LoginReturn answers the provider's redirect after sign-in (GET

@@ -102,59 +102,72 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	p.Code = form.Get("code")
 	p.UserToken = cookieValue(req.Cookies, h.UserTokenCookie)
-	return h.respond(h.Domain.Confirm(ctx, p), false)
+	return h.respond(h.Domain.Confirm(ctx, p), "")
 }
 
 // login serves the login callback route: GET is the sign-in provider's
 // redirect back, POST a signed-in browser's "sign in again".
+//
+// Each sign-in has a cookie of its own, named by its state (the provider's
+// redirect carries it, and the page's "sign in again" form posts back to
+// that same URL), so that sign-ins in two tabs do not overwrite each other.
 func (h *Handler) login(ctx context.Context, req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
-	secret := cookieValue(req.Cookies, h.LoginCookie)
-	switch req.RequestContext.HTTP.Method {
-	case http.MethodGet:
-		q, ok := parseQuery(req.RawQueryString)
-		if !ok {
-			h.Log.WarnContext(ctx, "unparseable or ambiguous login callback query string")
-			return respond(0, &flow.Outcome{Kind: flow.KindBadRequest})
-		}
-		return h.respond(h.Domain.LoginReturn(ctx, flow.LoginParams{
-			Secret: secret, Code: q.Get("code"), State: q.Get("state"),
-			Error: q.Get("error"), ErrorDescription: q.Get("error_description"),
-		}), true)
-	case http.MethodPost:
+	method := req.RequestContext.HTTP.Method
+	if method != http.MethodGet && method != http.MethodPost {
+		h.Log.WarnContext(ctx, "method not allowed", "method", method)
+		resp := refuse(http.StatusMethodNotAllowed, msgMethodNotAllowed)
+		resp.Headers["Allow"] = "GET, POST"
+		return resp
+	}
+	q, ok := parseQuery(req.RawQueryString)
+	if !ok {
+		h.Log.WarnContext(ctx, "unparseable or ambiguous login callback query string")
+		return respond(0, &flow.Outcome{Kind: flow.KindBadRequest})
+	}
+	state := q.Get("state")
+	name := flow.LoginName(state)
+	secret := ""
+	if name != "" {
+		secret = cookieValue(req.Cookies, h.loginCookieName(name))
+	}
+	if method == http.MethodPost {
 		if crossSite(req.Headers) {
 			h.Log.WarnContext(ctx, "cross-site POST refused")
 			return refuse(http.StatusForbidden, msgCrossSite)
 		}
-		return h.respond(h.Domain.SignInAgain(ctx, secret), false)
+		return h.respond(h.Domain.SignInAgain(ctx, secret), "")
 	}
-	h.Log.WarnContext(ctx, "method not allowed", "method", req.RequestContext.HTTP.Method)
-	resp := refuse(http.StatusMethodNotAllowed, msgMethodNotAllowed)
-	resp.Headers["Allow"] = "GET, POST"
-	return resp
+	return h.respond(h.Domain.LoginReturn(ctx, flow.LoginParams{
+		Secret: secret, Code: q.Get("code"), State: state,
+		Error: q.Get("error"), ErrorDescription: q.Get("error_description"),
+	}), name)
 }
 
 // respond answers with o's page, or for KindSignIn with the redirect to
-// the sign-in provider that sets the login cookie. A sign-in that ended
-// with the session connected clears the login cookie.
-func (h *Handler) respond(o *flow.Outcome, loginRoute bool) events.APIGatewayV2HTTPResponse {
-	if o.Kind == flow.KindSignIn && o.Login != nil {
+// the sign-in provider that sets the sign-in's cookie. A sign-in (named
+// login) that ended with the session connected clears its cookie.
+func (h *Handler) respond(o *flow.Outcome, login string) events.APIGatewayV2HTTPResponse {
+	if o.Kind == flow.KindSignIn && o.Login != nil && o.Login.Name != "" {
 		resp := respond(http.StatusSeeOther, o)
 		resp.Headers["Location"] = o.Login.URL
-		resp.Cookies = []string{h.loginCookie(o.Login.Secret, int(o.Login.MaxAge/time.Second))}
+		resp.Cookies = []string{h.loginCookie(o.Login.Name, o.Login.Secret, int(o.Login.MaxAge/time.Second))}
 		return resp
 	}
 	resp := respond(0, o)
-	if loginRoute && (o.Kind == flow.KindConnected || o.Kind == flow.KindAlreadyConnected) {
-		resp.Cookies = []string{h.loginCookie("", -1)}
+	if login != "" && (o.Kind == flow.KindConnected || o.Kind == flow.KindAlreadyConnected) {
+		resp.Cookies = []string{h.loginCookie(login, "", -1)}
 	}
 	return resp
 }
 
-// loginCookie is the Set-Cookie value of the login cookie: host-only,
+// loginCookieName is the name of the cookie of the sign-in named name.
+func (h *Handler) loginCookieName(name string) string { return h.LoginCookie + "-" + name }
+
+// loginCookie is the Set-Cookie value of a sign-in's cookie: host-only,
 // HTTPS only, invisible to scripts, sent on the provider's top-level
 // redirect back (Lax) but not on cross-site posts. maxAge < 0 deletes it.
-func (h *Handler) loginCookie(value string, maxAge int) string {
-	c := &http.Cookie{Name: h.LoginCookie, Value: value, Path: "/", MaxAge: maxAge,
+func (h *Handler) loginCookie(name, value string, maxAge int) string {
+	c := &http.Cookie{Name: h.loginCookieName(name), Value: value, Path: "/", MaxAge: maxAge,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode}
 	return c.String()
 }

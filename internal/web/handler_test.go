@@ -284,25 +284,28 @@ func loginRequest(method, query string, cookies ...string) events.APIGatewayV2HT
 func TestLoginRoute(t *testing.T) {
 	ctx := context.Background()
 	secret := strings.Repeat("s", 43)
-	cookie := contract.LoginCookie + "=" + secret
+	state := strings.Repeat("S", 43)
+	name := flow.LoginName(state)
+	cookie := contract.LoginCookie + "-" + name + "=" + secret
+	other := contract.LoginCookie + "-" + strings.Repeat("O", 16) + "=" + strings.Repeat("o", 43) // another tab's
 
 	h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected, SignedInAs: "alice@example.com"})
 	h.LoginCookie = contract.LoginCookie
-	resp, _ := h.Handle(ctx, loginRequest("GET", "code=c1&state=st", "id_token=x", cookie))
-	if len(r.calls) != 1 || r.calls[0] != "LoginReturn" || r.lastLogin != (flow.LoginParams{Secret: secret, Code: "c1", State: "st"}) {
+	resp, _ := h.Handle(ctx, loginRequest("GET", "code=c1&state="+state, "id_token=x", other, cookie))
+	if len(r.calls) != 1 || r.calls[0] != "LoginReturn" || r.lastLogin != (flow.LoginParams{Secret: secret, Code: "c1", State: state}) {
 		t.Fatalf("GET: %v %+v", r.calls, r.lastLogin)
 	}
 	checkSecurityHeaders(t, resp)
 	if !strings.Contains(resp.Body, "alice@example.com") {
 		t.Error("the page must say which account signed in")
 	}
-	if len(resp.Cookies) != 1 || !strings.HasPrefix(resp.Cookies[0], contract.LoginCookie+"=;") || !strings.Contains(resp.Cookies[0], "Max-Age=0") {
+	if len(resp.Cookies) != 1 || !strings.HasPrefix(resp.Cookies[0], contract.LoginCookie+"-"+name+"=;") || !strings.Contains(resp.Cookies[0], "Max-Age=0") {
 		t.Errorf("a finished sign-in clears its cookie: %v", resp.Cookies)
 	}
-	if _, _ = h.Handle(ctx, loginRequest("GET", "code=a&code=b&state=st", cookie)); len(r.calls) != 1 {
+	if _, _ = h.Handle(ctx, loginRequest("GET", "code=a&code=b&state="+state, cookie)); len(r.calls) != 1 {
 		t.Error("a duplicated parameter reached the domain")
 	}
-	resp, _ = h.Handle(ctx, loginRequest("POST", "", cookie))
+	resp, _ = h.Handle(ctx, loginRequest("POST", "code=c1&state="+state, other, cookie))
 	if r.calls[len(r.calls)-1] != "SignInAgain" || r.lastLogin.Secret != secret {
 		t.Fatalf("POST: %v %+v", r.calls, r.lastLogin)
 	}
@@ -311,7 +314,7 @@ func TestLoginRoute(t *testing.T) {
 	}
 
 	// The sign-in redirect: 303 to the provider with the login cookie.
-	h, _ = newHandler(&flow.Outcome{Kind: flow.KindSignIn, Login: &flow.LoginStart{URL: "https://idp.example/authorize?x=1", Secret: secret, MaxAge: 5 * time.Minute}})
+	h, _ = newHandler(&flow.Outcome{Kind: flow.KindSignIn, Login: &flow.LoginStart{URL: "https://idp.example/authorize?x=1", Secret: secret, MaxAge: 5 * time.Minute, Name: name}})
 	h.LoginCookie = contract.LoginCookie
 	h.FormAction = func(context.Context) string { return "https://idp.example" }
 	var post events.APIGatewayV2HTTPRequest
@@ -327,7 +330,7 @@ func TestLoginRoute(t *testing.T) {
 		t.Fatalf("cookies %v", resp.Cookies)
 	}
 	c := resp.Cookies[0]
-	for _, want := range []string{contract.LoginCookie + "=" + secret, "Path=/", "Max-Age=300", "HttpOnly", "Secure", "SameSite=Lax"} {
+	for _, want := range []string{contract.LoginCookie + "-" + name + "=" + secret, "Path=/", "Max-Age=300", "HttpOnly", "Secure", "SameSite=Lax"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("cookie %q lacks %q", c, want)
 		}

@@ -313,3 +313,23 @@ func TestSignInSessionStartedElsewhereWrongUser(t *testing.T) {
 	}
 	want(t, f.signIn("alice", 200), "ok", "Connected")
 }
+
+// Two tabs of one person, each signing in for its own session at once (an
+// agent asking for two providers): each sign-in has its own cookie.
+func TestSignInTwoTabs(t *testing.T) {
+	f := startSignIn(t, runner.Options{})
+	a := f.initiate("alice", "repo")
+	b := f.initiate("alice", "read:user")
+	f.toSignIn(a)
+	tab, err := f.page.NewTab()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	other := &fixture{t: t, ctx: f.ctx, s: f.s, page: tab, logs: f.logs}
+	other.toSignIn(b)
+	want(t, f.signIn("alice", 200), "ok", "Connected")
+	want(t, other.signIn("alice", 200), "ok", "Connected")
+	f.resumedAuthorized(a.taskToken)
+	f.resumedAuthorized(b.taskToken)
+}

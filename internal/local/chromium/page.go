@@ -85,6 +85,26 @@ func (b *Browser) NewPage() (*Page, error) {
 	return p, nil
 }
 
+// NewTab opens another tab in p's browser context: it shares p's cookies
+// (two tabs of one person). Close it before p.
+func (p *Page) NewTab() (*Page, error) {
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	t := &Page{b: p.b, ctx: ctx, cancel: cancel}
+	created := make(chan error, 1)
+	go func() { created <- chromedp.Do(ctx) }()
+	var err error
+	select {
+	case err = <-created:
+	case <-time.After(p.b.actionTimeout):
+		err = errors.New("no answer")
+	}
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("browser: new tab: %w", err)
+	}
+	return t, nil
+}
+
 // Close closes the tab and its browser context.
 func (p *Page) Close() {
 	done := make(chan struct{})
