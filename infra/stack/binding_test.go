@@ -383,3 +383,39 @@ func TestCertificateRegion(t *testing.T) {
 		t.Errorf("synthesis error %v, want one containing %q", certElsewhere.err, want)
 	}
 }
+
+// Sessions of external agents: CompleteResourceTokenAuth on exactly their workload identities and
+// providers (and the vault and directory), their providers' AgentCore-managed secrets; nothing
+// of the kind without externalAgents.
+func TestExternalAgentGrants(t *testing.T) {
+	need(t, &oidcFull)
+	arn := func(r string) string { return "arn:aws:bedrock-agentcore:us-east-1:123456789012:" + r }
+	var complete, secrets []stmt
+	for _, st := range roleStatements(t, &oidcFull, "CallbackRole") {
+		switch st.sid {
+		case "CompleteExternalSessions":
+			complete = append(complete, st)
+		case "ReadExternalProviderSecrets":
+			secrets = append(secrets, st)
+		}
+	}
+	want := []string{arn("token-vault/default"), arn("workload-identity-directory/default"),
+		arn("workload-identity-directory/default/workload-identity/agent_one"),
+		arn("workload-identity-directory/default/workload-identity/agent-two"),
+		arn("token-vault/default/oauth2credentialprovider/my-google")}
+	sort.Strings(want)
+	if len(complete) != 1 || !slices.Equal(complete[0].actions, []string{"bedrock-agentcore:CompleteResourceTokenAuth"}) || !slices.Equal(complete[0].resources, want) {
+		t.Errorf("CompleteExternalSessions = %+v\nwant resources %v", complete, want)
+	}
+	if len(secrets) != 1 || !slices.Equal(secrets[0].resources, []string{googleSecret}) {
+		t.Errorf("ReadExternalProviderSecrets = %+v", secrets)
+	}
+	for name, s := range map[string]*synthesized{"main": &main, "oidcPublic": &oidcPublic} {
+		need(t, s)
+		for _, st := range roleStatements(t, s, "CallbackRole") {
+			if st.sid == "CompleteExternalSessions" || st.sid == "ReadExternalProviderSecrets" {
+				t.Errorf("%s grants %s without externalAgents", name, st.sid)
+			}
+		}
+	}
+}

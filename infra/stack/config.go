@@ -39,6 +39,9 @@ const (
 	CtxOIDCPrompt           = "oidcPrompt"
 	CtxOIDCScopes           = "oidcScopes"
 	CtxExternalSessions     = "externalSessions"
+	// CtxExternalAgents lists the agents whose sessions the callback may complete
+	// (externalSessions): "workloadName/providerName" pairs.
+	CtxExternalAgents = "externalAgents"
 
 	// JWT-cookie binding: the issuer and audience of the users' JWTs.
 	CtxUserTokenIssuer   = "userTokenIssuer"
@@ -72,8 +75,12 @@ type Config struct {
 	// value unless BindingMode is an oidc mode (see OIDCBinding).
 	OIDC OIDCConfig
 	// ExternalSessions lets the callback complete sessions it did not start (agents in
-	// AgentCore Runtime, Gateway targets); only with an oidc mode.
+	// AgentCore Runtime that start consent for a userId); only with an oidc mode.
 	ExternalSessions bool
+	// ExternalAgents are the workload identities and credential providers those sessions
+	// belong to: CompleteResourceTokenAuth authorizes on them, so the callback role is granted
+	// it there too (only with ExternalSessions).
+	ExternalAgents []ExternalAgent
 	// UserTokenIssuer and UserTokenAudience enable JWT-cookie binding (both or neither); they
 	// need DomainName.
 	UserTokenIssuer   string
@@ -286,6 +293,42 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// ExternalAgent is one agent's workload identity and the credential provider its sessions use.
+type ExternalAgent struct {
+	WorkloadName, ProviderName string
+}
+
+// externalAgentsOf reads externalAgents: "workload/provider" pairs, comma- or
+// space-separated (`-c externalAgents=a/p,b/q`) or a JSON array of strings (cdk.json).
+func externalAgentsOf(v any) ([]ExternalAgent, error) {
+	var list []string
+	switch t := v.(type) {
+	case nil:
+	case string:
+		list = strings.FieldsFunc(t, func(r rune) bool { return r == ',' || r == ' ' })
+	case []any:
+		for _, x := range t {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("context %s: want \"workloadName/providerName\" strings, got %v", CtxExternalAgents, x)
+			}
+			list = append(list, s)
+		}
+	default:
+		return nil, fmt.Errorf("context %s: want \"workloadName/providerName\" pairs, got %v", CtxExternalAgents, v)
+	}
+	var out []ExternalAgent
+	for _, s := range list {
+		w, p, ok := strings.Cut(s, "/")
+		if !ok || !workloadNameRE.MatchString(w) || !providerNameRE.MatchString(p) {
+			return nil, fmt.Errorf("context %s: %q is not \"workloadName/providerName\" (the agent's workload identity, 3-255 of [A-Za-z0-9_.-], "+
+				"and the credential provider its sessions use, 1-128 of [a-zA-Z0-9_-])", CtxExternalAgents, s)
+		}
+		out = append(out, ExternalAgent{WorkloadName: w, ProviderName: p})
+	}
+	return out, nil
+}
+
 // loadOIDC reads the oidc binding's keys into c.OIDC and c.ExternalSessions.
 func loadOIDC(get func(key string) any, c *Config) []error {
 	var errs []error
@@ -317,6 +360,9 @@ func loadOIDC(get func(key string) any, c *Config) []error {
 					k.key, oidcModes, CtxBindingMode, c.BindingMode, CtxBindingMode))
 			}
 		}
+		if get(CtxExternalAgents) != nil {
+			errs = append(errs, fmt.Errorf("context %s applies only with %s=true and %s: remove it", CtxExternalAgents, CtxExternalSessions, oidcModes))
+		}
 		if external {
 			errs = append(errs, fmt.Errorf("context %s=true needs %s: a session the callback did not start has no record of the user who started it "+
 				"and no verification code, so without a strong binding (the browser signed in at your OpenID Connect provider) "+
@@ -327,6 +373,15 @@ func loadOIDC(get func(key string) any, c *Config) []error {
 	}
 
 	c.ExternalSessions = external
+	agents, err := externalAgentsOf(get(CtxExternalAgents))
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case len(agents) > 0 && !external:
+		errs = append(errs, fmt.Errorf("context %s applies only with %s=true: remove it, or enable %s", CtxExternalAgents, CtxExternalSessions, CtxExternalSessions))
+	default:
+		c.ExternalAgents = agents
+	}
 	if o.UserClaim == "" {
 		o.UserClaim = contract.DefaultOIDCUserClaim
 	}

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"github.com/consentflow/consentflow/internal/contract"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -15,7 +17,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	want := Config{RemovalPolicy: "retain", EventBusName: "consentflow", WorkloadName: "consentflow",
 		StateMachineName: "AuthorizeUser", BindingMode: "code", UserTokenCookie: "id_token",
 		LogRetentionDays: 30, ProviderName: "my-google"}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config\n got %+v\nwant %+v", c, want)
 	}
 }
@@ -244,6 +246,7 @@ func TestLoadConfigRejectsBinding(t *testing.T) {
 		"external with code":        {code(CtxExternalSessions, true), "cannot know whom an unknown session belongs to"},
 		"external with none":        {map[string]any{CtxCredentialProviderName: "p", CtxBindingMode: "none", CtxExternalSessions: "true"}, "externalSessions=true needs bindingMode"},
 		"external not a bool, code": {code(CtxExternalSessions, 1.0), "context externalSessions"},
+		"agents with code":          {code(CtxExternalAgents, "w1/p1"), "context externalAgents applies only with"},
 
 		// JWT-cookie binding and the custom domain.
 		"jwt without audience": {jwt(map[string]any{CtxUserTokenAudience: nil}), "context userTokenIssuer needs userTokenAudience"},
@@ -266,5 +269,37 @@ func TestLoadConfigRejectsBinding(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestExternalAgents(t *testing.T) {
+	base := func(extra map[string]any) map[string]any {
+		m := map[string]any{CtxCredentialProviderName: "p", CtxBindingMode: contract.BindingOIDC,
+			CtxOIDCIssuer: "https://issuer.example", CtxOIDCClientID: "cid"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	c, err := LoadConfig(ctx(base(map[string]any{CtxExternalSessions: true, CtxExternalAgents: "agent-a/github, agent.b/google"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ExternalAgent{{"agent-a", "github"}, {"agent.b", "google"}}
+	if !reflect.DeepEqual(c.ExternalAgents, want) {
+		t.Fatalf("agents %+v", c.ExternalAgents)
+	}
+	for name, tc := range map[string]struct {
+		extra map[string]any
+		want  string
+	}{
+		"without externalSessions": {map[string]any{CtxExternalAgents: "a1b/p"}, "applies only with externalSessions=true"},
+		"no provider":              {map[string]any{CtxExternalSessions: true, CtxExternalAgents: "agent-a"}, "is not \"workloadName/providerName\""},
+		"bad workload":             {map[string]any{CtxExternalSessions: true, CtxExternalAgents: "a/p"}, "is not \"workloadName/providerName\""},
+		"not strings":              {map[string]any{CtxExternalSessions: true, CtxExternalAgents: []any{1.0}}, "want \"workloadName/providerName\" strings"},
+	} {
+		if _, err := LoadConfig(ctx(base(tc.extra))); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -277,6 +278,9 @@ type arnSet struct {
 	stateMachine                                      string
 	// oidcClientSecret is the sign-in client's secret (oidcClientSecretName), "" when unset.
 	oidcClientSecret string
+	// externalWorkloads, externalProviders and externalSecrets are the external agents'
+	// workload identities, credential providers and the providers' AgentCore-managed secrets.
+	externalWorkloads, externalProviders, externalSecrets []string
 }
 
 func newARNs(s awscdk.Stack, cfg Config) arnSet {
@@ -296,6 +300,22 @@ func newARNs(s awscdk.Stack, cfg Config) arnSet {
 		}),
 	}
 	a.oidcClientSecret = secretARN(s, cfg.OIDC.ClientSecretName)
+	for _, ag := range cfg.ExternalAgents {
+		w := agentcore("workload-identity-directory/default/workload-identity/" + ag.WorkloadName)
+		p := agentcore("token-vault/default/oauth2credentialprovider/" + ag.ProviderName)
+		sec := *s.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
+			ResourceName: jsii.String("bedrock-agentcore-identity!default/oauth2/" + ag.ProviderName + "-??????"),
+			ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		})
+		if !slices.Contains(a.externalWorkloads, w) {
+			a.externalWorkloads = append(a.externalWorkloads, w)
+		}
+		if !slices.Contains(a.externalProviders, p) {
+			a.externalProviders = append(a.externalProviders, p)
+			a.externalSecrets = append(a.externalSecrets, sec)
+		}
+	}
 	switch {
 	case cfg.ProviderSecretArn != "":
 		a.providerSecret = cfg.ProviderSecretArn
@@ -506,6 +526,13 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	// CompleteResourceTokenAuth authorizes on the same four resources as GetResourceOauth2Token.
 	role.AddToPolicy(statement("CompleteResourceTokenAuth", []string{"bedrock-agentcore:CompleteResourceTokenAuth"},
 		a.tokenVault, a.provider, a.workloadDirectory, a.workload))
+	if len(a.externalWorkloads) > 0 {
+		// Sessions started elsewhere belong to the agents' own workload identities and
+		// providers; completing them reads those providers' client secrets (AgentCore-managed).
+		role.AddToPolicy(statement("CompleteExternalSessions", []string{"bedrock-agentcore:CompleteResourceTokenAuth"},
+			append(append([]string{a.tokenVault, a.workloadDirectory}, a.externalWorkloads...), a.externalProviders...)...))
+		role.AddToPolicy(statement("ReadExternalProviderSecrets", []string{"secretsmanager:GetSecretValue"}, a.externalSecrets...))
+	}
 	// When Complete's answer is lost or refused, the callback asks the vault whether the
 	// session completed: a workload access token for the session's user (a userId or the
 	// browser's JWT; never the user-less GetWorkloadAccessToken), then GetResourceOauth2Token

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -85,6 +86,7 @@ var (
 		CtxOIDCPrompt:                               "login",
 		CtxOIDCScopes:                               []any{"openid", "email"},
 		CtxExternalSessions:                         true,
+		CtxExternalAgents:                           []any{"agent_one/my-google", "agent-two/my-google"},
 		CtxUserTokenIssuer:                          "https://example.eu.auth0.com/",
 		CtxUserTokenAudience:                        "app-client-id",
 		CtxDomainName:                               "consent.example.com",
@@ -444,7 +446,7 @@ func TestCdkJSONDefaultsMatchLoadConfig(t *testing.T) {
 		t.Fatalf("cdk.json context is invalid: %v", err)
 	}
 	builtIn, _ := LoadConfig(get(provider))
-	if fromFile != builtIn {
+	if !reflect.DeepEqual(fromFile, builtIn) {
 		t.Errorf("cdk.json defaults differ from LoadConfig's:\n cdk.json %+v\n built-in %+v", fromFile, builtIn)
 	}
 }
