@@ -317,6 +317,28 @@ func TestWholeFlowJWTCookieBinding(t *testing.T) {
 	f.assertNoSecrets(map[string]string{"jwt": jwt, "other jwt": other, "code": a.event.VerificationCode})
 }
 
+// The flow's own JWT, valid when the flow started, has expired by the time
+// the browser confirms: verified, it is refused, and nothing is completed.
+func TestJWTCookieExpiredAtTheCallback(t *testing.T) {
+	f := start(t, "code")
+	jwt, err := f.s.Emulator.MintIDToken("alice", "consentflow-app", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.initiate(`{"userToken":"` + jwt + `","provider":"github","scopes":["repo"]}`)
+	f.consent(&a, "allow")
+	time.Sleep(5 * time.Second) // past exp (whole seconds), by the wall clock the verifier uses
+	form := url.Values{"code": {a.event.VerificationCode}}.Encode()
+	resp, body := f.do("POST", a.callback, form, &http.Cookie{Name: "id_token", Value: jwt})
+	if resp.StatusCode != 403 || !strings.Contains(outcomeOf(body), "Signed in as someone else") {
+		t.Fatalf("expired JWT: %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	if n := len(f.s.Emulator.CallsTo(emulator.OpCompleteResourceTokenAuth)); n != 0 {
+		t.Fatalf("CompleteResourceTokenAuth called %d times", n)
+	}
+	f.assertNoSecrets(map[string]string{"jwt": jwt, "code": a.event.VerificationCode})
+}
+
 func TestConcurrentConfirmationsCompleteOnce(t *testing.T) {
 	f := start(t, "code")
 	a := f.initiate(`{"userId":"user-7","provider":"github","scopes":["repo"]}`)
