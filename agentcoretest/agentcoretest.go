@@ -349,3 +349,42 @@ func (s *Server) InjectFault(op string, n int, f Fault) {
 
 // ClearFaults drops every injected fault not consumed yet.
 func (s *Server) ClearFaults() { s.emu.ClearFaults() }
+
+// The server is also a test OpenID Connect provider at its URL (discovery at
+// /.well-known/openid-configuration, JWKS, an authorization endpoint with a sign-in page
+// that lists the test users, a token endpoint with PKCE), which issues the user JWTs
+// that GetWorkloadAccessTokenForJWT accepts: it verifies them as AWS does for a trusted
+// issuer, and trusts only this one. The test users are alice and bob (emails
+// alice@example.com and bob@example.com, verified) unless WithTestUser names others.
+
+// WithTestUser adds a test user of the identity provider (email verified when not empty).
+// Once any is added, only the added users exist.
+func WithTestUser(subject, email string) Option {
+	return func(c *config) {
+		c.IdP.Users = append(c.IdP.Users, emulator.TestUser{Subject: subject, Email: email, EmailVerified: email != ""})
+	}
+}
+
+// WithIdPClient registers an OAuth client of the identity provider: your application's
+// sign-in, with the redirect URIs it may use; an empty secret makes a public client
+// (PKCE alone).
+func WithIdPClient(clientID, secret string, redirectURIs ...string) Option {
+	return func(c *config) {
+		c.IdP.Clients = append(c.IdP.Clients, emulator.IdPClient{ClientID: clientID, ClientSecret: secret, RedirectURIs: redirectURIs})
+	}
+}
+
+// Issuer is the identity provider's issuer URL (the server's URL).
+func (s *Server) Issuer() string { return s.emu.Issuer() }
+
+// UserJWT returns an ID token for subject (with a test user's email when it names one)
+// and audience, valid for ttl (a ttl of zero or less gives one that has already expired),
+// signed as the provider signs them: the userToken of GetWorkloadAccessTokenForJWT, or
+// your application's session JWT.
+func (s *Server) UserJWT(subject, audience string, ttl time.Duration) (string, error) {
+	return s.emu.MintIDToken(subject, audience, ttl)
+}
+
+// SignInAs makes the next sign-in at the identity provider sign subject in at once,
+// without the sign-in page (a browserless test's stand-in for the person's choice).
+func (s *Server) SignInAs(subject string) error { return s.emu.SignInAs(subject) }

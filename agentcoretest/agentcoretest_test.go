@@ -289,3 +289,36 @@ func TestAutoApprove(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
+
+func TestUserJWTIsAcceptedAndKeyedOnTheUser(t *testing.T) {
+	srv := agentcoretest.NewServer(agentcoretest.WithWorkload("agent", "https://app.example/cb"), agentcoretest.WithProvider("github"),
+		agentcoretest.WithTestUser("carol", "carol@example.com"))
+	defer srv.Close()
+	ctx := context.Background()
+	jwt, err := srv.UserJWT("carol", "my-app", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := srv.Client().GetWorkloadAccessTokenForJWT(ctx, &bedrockagentcore.GetWorkloadAccessTokenForJWTInput{
+		WorkloadName: aws.String("agent"), UserToken: aws.String(jwt)})
+	if err != nil || aws.ToString(out.WorkloadAccessToken) == "" {
+		t.Fatalf("a JWT of the server's provider: %v", err)
+	}
+	expired, _ := srv.UserJWT("carol", "my-app", 0)
+	if _, err := srv.Client().GetWorkloadAccessTokenForJWT(ctx, &bedrockagentcore.GetWorkloadAccessTokenForJWTInput{
+		WorkloadName: aws.String("agent"), UserToken: aws.String(expired)}); err == nil {
+		t.Fatal("an expired JWT was accepted")
+	}
+	if err := srv.SignInAs("alice"); err == nil {
+		t.Fatal("alice exists although WithTestUser named the users")
+	}
+	if err := srv.SignInAs("carol"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Issuer() != srv.URL {
+		t.Fatalf("issuer %q, URL %q", srv.Issuer(), srv.URL)
+	}
+	if err := srv.SignInAs("nobody"); err == nil {
+		t.Fatal("SignInAs an unknown user")
+	}
+}

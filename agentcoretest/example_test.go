@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net/url"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
@@ -100,4 +101,26 @@ func ExampleServer_Allow() {
 	// Output:
 	// app.example.com/oauth2/callback
 	// true csrf-state-123
+}
+
+// A user JWT from the server's identity provider: what an agent behind a JWT authorizer
+// gets, and what GetWorkloadAccessTokenForJWT verifies.
+func ExampleServer_UserJWT() {
+	srv := agentcoretest.NewServer(agentcoretest.WithWorkload("my-agent"))
+	defer srv.Close()
+	jwt, err := srv.UserJWT("alice", "my-app", time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := bedrockagentcore.NewFromConfig(srv.Config())
+	_, err = client.GetWorkloadAccessTokenForJWT(context.Background(), &bedrockagentcore.GetWorkloadAccessTokenForJWTInput{
+		WorkloadName: aws.String("my-agent"), UserToken: aws.String(jwt)})
+	fmt.Println("accepted:", err == nil)
+	forged := jwt[:len(jwt)-4] + "AAAA"
+	_, err = client.GetWorkloadAccessTokenForJWT(context.Background(), &bedrockagentcore.GetWorkloadAccessTokenForJWTInput{
+		WorkloadName: aws.String("my-agent"), UserToken: aws.String(forged)})
+	fmt.Println("forged accepted:", err == nil)
+	// Output:
+	// accepted: true
+	// forged accepted: false
 }
