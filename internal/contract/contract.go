@@ -150,6 +150,11 @@ const (
 	AttrPK = "pk"
 	// AttrTTL is the TTL attribute (epoch seconds, type N).
 	AttrTTL = "ttl"
+	// StreamViewType is the view type of the table's stream, which the
+	// resumer reads: the new image holds a settled session's outbox, and
+	// the write whose old image is still open is the one that settled it
+	// (its completion event).
+	StreamViewType = "NEW_AND_OLD_IMAGES"
 )
 
 // CallbackPath is the callback route of the HTTP API: AgentCore redirects

@@ -31,11 +31,9 @@ func CreateTableInput(table string) *dynamodb.CreateTableInput {
 	}
 }
 
-// StreamViewType is the view type of the table's stream: the resumer needs
-// the record as written (the outbox it delivers) and as it was before (a
-// write that settles a session is the one whose old image is open: its
-// completion event).
-const StreamViewType = types.StreamViewTypeNewAndOldImages
+// StreamViewType is the view type of the table's stream
+// (contract.StreamViewType).
+const StreamViewType = types.StreamViewType(contract.StreamViewType)
 
 // streamSpec is the table's stream.
 func streamSpec() *types.StreamSpecification {
