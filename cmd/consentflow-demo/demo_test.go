@@ -96,7 +96,8 @@ func TestDemoAuto(t *testing.T) {
 		t.Fatalf("no masked token line in stdout:\n%s", out)
 	}
 	for _, wantLine := range []string{"==> starting DynamoDB Local", "authorization URL:", "verification code:",
-		"task SUCCEEDED", `"status":"AUTHORIZED"`, "answer: HTTP 200, \"Connected\"", "==> stopped"} {
+		"task SUCCEEDED", `"status":"AUTHORIZED"`, "answer: HTTP 200, \"Connected\"", "==> AuthorizationCompleted event published",
+		"==> stopped"} {
 		if !strings.Contains(out, wantLine) {
 			t.Errorf("stdout lacks %q", wantLine)
 		}
