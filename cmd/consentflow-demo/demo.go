@@ -161,6 +161,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	token := s.SFN.NewTask(sfnlocal.WithTimeout(cfg.timeout))
 	sub := s.Events.Subscribe(eventslocal.Match{DetailType: contract.DetailTypeAuthorizationRequired})
 	defer sub.Close()
+	done := s.Events.Subscribe(eventslocal.Match{Source: contract.EventSource})
+	defer done.Close()
 
 	d.step("invoking the initiate handler for user %q, provider %q, scopes %s ...", cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
 	payload, err := json.Marshal(map[string]any{
@@ -218,8 +220,21 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		if output.Status != flow.StatusAuthorized {
 			return fmt.Errorf("the workflow resumed with status %q, not %s", output.Status, flow.StatusAuthorized)
 		}
+		if res.Status == flow.StatusAuthorizationRequired {
+			// The resumer publishes it from the table's stream.
+			e, err := awaitCompletion(ctx, done, res.CorrelationID, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			d.step("%s event published (correlation id %s): %s", e.DetailType, res.CorrelationID, compactJSON(e.Detail))
+		}
 	default:
 		d.step("task %s: error %s, cause %q", r.Status, r.Error, r.Cause)
+		if r.Error != sfnlocal.TimeoutError { // a session nobody visited settles nowhere: no event
+			if e, err := awaitCompletion(ctx, done, res.CorrelationID, 5*time.Second); err == nil {
+				d.step("%s event published (correlation id %s): %s", e.DetailType, res.CorrelationID, compactJSON(e.Detail))
+			}
+		}
 		reason := fmt.Sprintf("the workflow did not resume AUTHORIZED: task %s with %s", r.Status, r.Error)
 		if r.Error == sfnlocal.TimeoutError {
 			reason += fmt.Sprintf(" (nobody confirmed within %v)", cfg.timeout)
@@ -316,6 +331,32 @@ func (d *demo) saveArtifacts(p *chromium.Page) {
 	}
 	if err != nil {
 		d.info("(saving artifacts: %v)", err)
+	}
+}
+
+// awaitCompletion waits up to timeout for the AuthorizationCompleted or
+// AuthorizationFailed event of the session correlationID.
+func awaitCompletion(ctx context.Context, sub *eventslocal.Subscription, correlationID string, timeout time.Duration) (eventslocal.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		select {
+		case e, ok := <-sub.C:
+			if !ok {
+				return e, errors.New("the event subscription closed")
+			}
+			if e.DetailType != contract.DetailTypeAuthorizationCompleted && e.DetailType != contract.DetailTypeAuthorizationFailed {
+				continue
+			}
+			var d struct {
+				CorrelationID string `json:"correlationId"`
+			}
+			if json.Unmarshal(e.Detail, &d) == nil && d.CorrelationID == correlationID {
+				return e, nil
+			}
+		case <-ctx.Done():
+			return eventslocal.Event{}, fmt.Errorf("no completion event was published for %s within %v", correlationID, timeout)
+		}
 	}
 }
 

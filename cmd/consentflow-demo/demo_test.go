@@ -131,6 +131,10 @@ func demoAuto(t *testing.T, extra []string, args ...string) {
 			t.Errorf("a long random-looking string (%d chars) in the output", len(s))
 		}
 	}
+	// The resumer announced the completed session.
+	if !strings.Contains(out, "==> AuthorizationCompleted event published") {
+		t.Error("stdout lacks the AuthorizationCompleted event")
+	}
 	assertNotListening(t, out)
 }
 

@@ -1,7 +1,8 @@
 // Command resumer is the consentflow resumer Lambda function: triggered by
 // the sessions table's stream, it delivers every settled session's outbox
-// to its waiting Step Functions task. It only calls its wiring
-// (internal/app/resumer) and starts the Lambda runtime.
+// to its waiting Step Functions task and publishes each settled session's
+// AuthorizationCompleted or AuthorizationFailed event. It only calls its
+// wiring (internal/app/resumer) and starts the Lambda runtime.
 package main
 
 import (

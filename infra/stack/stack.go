@@ -123,15 +123,19 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(contract.AttrPK), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		TimeToLiveAttribute: jsii.String(contract.AttrTTL),
-		// The resumer reads every write: a settled session's outbox is in the new image.
-		Stream: awsdynamodb.StreamViewType_NEW_IMAGE,
+		// The resumer reads every write: a settled session's outbox is in the new image, and
+		// the write that settled it is the one whose old image is still open (its completion
+		// event). Changing the view type of a deployed table replaces its stream (a new
+		// stream ARN, so a new event source mapping reading it from its start).
+		Stream: awsdynamodb.StreamViewType(contract.StreamViewType),
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
 			PointInTimeRecoveryEnabled: jsii.Bool(true),
 		},
 		RemovalPolicy: removal,
 	})
 
-	// Event bus for AuthorizationRequired.
+	// Event bus for AuthorizationRequired (initiate), AuthorizationCompleted and
+	// AuthorizationFailed (resumer).
 	var ownBus awsevents.EventBus // nil when publishing to the account's default bus
 	if cfg.UseDefaultEventBus {
 		cf.Bus = awsevents.EventBus_FromEventBusName(s, jsii.String("DefaultBus"), jsii.String("default"))
@@ -217,9 +221,9 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	}
 	grantInitiate(initiateRole, cf, arns)
 	grantCallback(callbackRole, cf, arns)
-	newResumer(s, cf, props, arns, logGroup("ResumerLogs"), removal)
+	newResumer(s, cf, cfg, props, arns, logGroup("ResumerLogs"), removal)
 	if ownBus != nil {
-		restrictPublishers(ownBus, initiateRole)
+		restrictPublishers(ownBus, initiateRole, cf.ResumerRole)
 	}
 
 	// One integration for the callback's routes: the AgentCore return URL and, with an oidc
@@ -249,7 +253,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	out("CallbackUrl", *cf.CallbackURL, "consentflow's OAuth return URL (registered on the workload identity)")
 	out("StateMachineArn", *cf.StateMachine.StateMachineArn(), "Start an execution here to authorize a user")
 	out("SessionsTableName", *cf.Table.TableName(), "DynamoDB table of authorization sessions")
-	out("EventBusName", cfg.EventBusName, "Bus receiving AuthorizationRequired events (source consentflow)")
+	out("EventBusName", cfg.EventBusName, "Bus receiving consentflow's events (source consentflow): AuthorizationRequired, AuthorizationCompleted, AuthorizationFailed")
 	out("WorkloadName", *cf.Workload.WorkloadIdentityName(), "AgentCore workload identity")
 	out("ResumerDeadLetterQueueUrl", *cf.ResumerDLQ.QueueUrl(), "Stream records the resumer gave up on (alarmed)")
 	out("CredentialProviderName", cfg.ProviderName, "AgentCore OAuth2 credential provider used by the flow")
@@ -384,6 +388,15 @@ func initiateEnv(cfg Config, cf *ConsentFlow) map[string]string {
 	// Initiate refuses a userToken input unless JWT-cookie binding is configured.
 	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
 	return env
+}
+
+// resumerEnv is the resumer function's environment: the table whose stream it reads and the
+// bus its completion events go to.
+func resumerEnv(cfg Config, cf *ConsentFlow) map[string]string {
+	return map[string]string{
+		contract.EnvSessionsTable: *cf.Table.TableName(),
+		contract.EnvEventBusName:  cfg.EventBusName,
+	}
 }
 
 // callbackEnv is the callback function's environment: the sign-in settings only with an oidc
@@ -553,9 +566,9 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	}
 }
 
-// Resumer tuning: the event source mapping retries a failed record (each invocation already
-// retries inside: a live delivery claim is waited out, up to flow.DeliveryLease = 15 s) and
-// then sends it to the dead-letter queue; the task's own timeout (11 minutes) bounds how long a
+// Resumer tuning: the event source mapping retries a failed record (a delivery or a completion
+// event; each invocation already retries inside: a live delivery claim is waited out, up to
+// flow.DeliveryLease = 15 s, the SDK retries PutEvents) and then sends it to the dead-letter queue; the task's own timeout (11 minutes) bounds how long a
 // delivery can matter, so records older than that are not retried either.
 const (
 	resumerTimeout       = 60
@@ -568,17 +581,18 @@ const (
 var resumerTaskActions = []string{"states:SendTaskSuccess", "states:SendTaskFailure"}
 
 // newResumer defines the resumer function on the table's stream, its dead-letter queue and
-// the alarm on it.
-func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs awslogs.LogGroup, removal awscdk.RemovalPolicy) {
+// the alarm on it. It delivers settled sessions' outboxes and publishes their completion
+// events.
+func newResumer(s awscdk.Stack, cf *ConsentFlow, cfg Config, props *Props, a arnSet, logs awslogs.LogGroup, removal awscdk.RemovalPolicy) {
 	role := functionRole(s, "ResumerRole", "consentflow resumer function")
 	cf.ResumerRole = role
 	cf.Resumer = newFunction(s, "Resumer", functionSpec{
-		description: "consentflow: delivers settled sessions' outcomes to their Step Functions tasks (table stream)",
+		description: "consentflow: delivers settled sessions' outcomes to their Step Functions tasks and publishes completion events (table stream)",
 		codeDir:     props.ResumerCodeDir,
 		timeout:     resumerTimeout,
 		role:        role,
 		logs:        logs,
-		env:         map[string]string{contract.EnvSessionsTable: *cf.Table.TableName()},
+		env:         resumerEnv(cfg, cf),
 	})
 	// The conditional updates of the outbox (claim, release, resumedAt), and the read the
 	// store makes when a conditional write fails without returning the item (a record
@@ -586,6 +600,7 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs aw
 	// (Table.grantStreamRead).
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
 	role.AddToPolicy(statement("TaskResponse", resumerTaskActions, a.stateMachine))
+	role.AddToPolicy(statement("PublishCompletionEvents", []string{"events:PutEvents"}, *cf.Bus.EventBusArn()))
 
 	cf.ResumerDLQ = awssqs.NewQueue(s, jsii.String("ResumerDLQ"), &awssqs.QueueProps{
 		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
@@ -603,7 +618,7 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs aw
 		OnFailure:               awslambdaeventsources.NewSqsDlq(cf.ResumerDLQ),
 	}))
 	cf.ResumerDLQAlarm = awscloudwatch.NewAlarm(s, jsii.String("ResumerDLQAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String("consentflow: a settled session's outcome could not be delivered to its workflow task; see the resumer's logs and the dead-letter queue"),
+		AlarmDescription: jsii.String("consentflow: a settled session's outcome could not be delivered to its workflow task, or its completion event not published; see the resumer's logs and the dead-letter queue"),
 		Metric: cf.ResumerDLQ.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 			Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum"),
 		}),
@@ -614,20 +629,22 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, props *Props, a arnSet, logs aw
 	})
 }
 
-// restrictPublishers lets only the initiate role publish consentflow events on the stack's
-// own bus: an AuthorizationRequired event tells an application which link and code to show a
-// user, so a forged one is the account-linking attack by another route. (The account's default
-// bus is not the stack's to constrain; see docs/deploy.md.)
-func restrictPublishers(bus awsevents.EventBus, initiate awsiam.Role) {
+// restrictPublishers lets only the initiate role (AuthorizationRequired) and the resumer role
+// (AuthorizationCompleted, AuthorizationFailed) publish consentflow events on the stack's own
+// bus: an AuthorizationRequired event tells an application which link and code to show a user,
+// so a forged one is the account-linking attack by another route, and a forged completion
+// would tell an application a user connected who did not. (The account's default bus is not
+// the stack's to constrain; see docs/deploy.md.)
+func restrictPublishers(bus awsevents.EventBus, initiate, resumer awsiam.Role) {
 	bus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("OnlyInitiatePublishesConsentflowEvents"),
+		Sid:        jsii.String("OnlyConsentflowPublishesConsentflowEvents"),
 		Effect:     awsiam.Effect_DENY,
 		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
 		Actions:    jsii.Strings("events:PutEvents"),
 		Resources:  jsii.Strings(*bus.EventBusArn()),
 		Conditions: &map[string]any{
 			"StringEquals": map[string]any{"events:source": contract.EventSource},
-			"ArnNotEquals": map[string]any{"aws:PrincipalArn": *initiate.RoleArn()},
+			"ArnNotEquals": map[string]any{"aws:PrincipalArn": []any{*initiate.RoleArn(), *resumer.RoleArn()}},
 		},
 	}))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/consentflow/consentflow/infra/gobuild"
@@ -646,17 +647,28 @@ func TestEventBus(t *testing.T) {
 	check(t, "alt uses the default bus", func() {
 		alt.tmpl.ResourceCountIs(jsii.String("AWS::Events::EventBus"), jsii.Number(0))
 	})
-	stmts := roleStatements(t, &alt, "InitiateRole")
-	if got := resourcesOf(stmts, "events:PutEvents"); !slices.Equal(got, []string{"arn:aws:events:us-east-1:123456789012:event-bus/default"}) {
-		t.Errorf("alt PutEvents resources = %v", got)
+	for _, role := range []string{"InitiateRole", "ResumerRole"} {
+		stmts := roleStatements(t, &alt, role)
+		if got := resourcesOf(stmts, "events:PutEvents"); !slices.Equal(got, []string{"arn:aws:events:us-east-1:123456789012:event-bus/default"}) {
+			t.Errorf("alt %s PutEvents resources = %v", role, got)
+		}
+		_, fn := alt.one(t, "AWS::Lambda::Function", strings.TrimSuffix(role, "Role"))
+		if v := resolve(props(fn)["Environment"].(map[string]any)["Variables"]).(map[string]any)[contract.EnvEventBusName]; v != "default" {
+			t.Errorf("alt %s %s = %v, want default", role, contract.EnvEventBusName, v)
+		}
+	}
+	// The callback publishes nothing.
+	if got := resourcesOf(roleStatements(t, &main, "CallbackRole"), "events:PutEvents"); len(got) != 0 {
+		t.Errorf("callback PutEvents on %v", got)
 	}
 
-	// Only the initiate role may publish consentflow events on the stack's bus.
+	// Only the initiate and resumer roles may publish consentflow events on the stack's bus.
 	_, pol := main.one(t, "AWS::Events::EventBusPolicy", "Bus")
 	st, _ := json.Marshal(resolve(props(pol)["Statement"]))
-	roleID, _ := main.one(t, "AWS::IAM::Role", "InitiateRole")
+	initiateID, _ := main.one(t, "AWS::IAM::Role", "InitiateRole")
+	resumerID, _ := main.one(t, "AWS::IAM::Role", "ResumerRole")
 	for _, want := range []string{`"Effect":"Deny"`, `"Action":"events:PutEvents"`, `"Principal":{"AWS":"*"}`,
-		`"events:source":"consentflow"`, `"aws:PrincipalArn":"` + getAttArn + roleID + `"`} {
+		`"events:source":"consentflow"`, `"aws:PrincipalArn":["` + getAttArn + initiateID + `","` + getAttArn + resumerID + `"]`} {
 		if !strings.Contains(string(st), want) {
 			t.Errorf("bus policy lacks %s: %s", want, st)
 		}
@@ -1072,8 +1084,12 @@ func TestIAMExistingProviderUsesItsName(t *testing.T) {
 func TestResumer(t *testing.T) {
 	need(t, &main)
 	tableID, table := main.one(t, "AWS::DynamoDB::Table", "Sessions")
-	if got := props(table)["StreamSpecification"]; fmt.Sprint(got) != fmt.Sprint(map[string]any{"StreamViewType": "NEW_IMAGE"}) {
-		t.Errorf("table StreamSpecification = %v, want NEW_IMAGE", got)
+	// The resumer needs the old image too: the write whose old image is open settled the session.
+	if got := props(table)["StreamSpecification"]; fmt.Sprint(got) != fmt.Sprint(map[string]any{"StreamViewType": "NEW_AND_OLD_IMAGES"}) {
+		t.Errorf("table StreamSpecification = %v, want NEW_AND_OLD_IMAGES", got)
+	}
+	if awsdynamodb.StreamViewType_NEW_AND_OLD_IMAGES != awsdynamodb.StreamViewType(contract.StreamViewType) {
+		t.Errorf("contract.StreamViewType %q is not the CDK's NEW_AND_OLD_IMAGES", contract.StreamViewType)
 	}
 	fnID, fn := main.one(t, "AWS::Lambda::Function", "Resumer")
 	p := props(fn)
@@ -1081,7 +1097,7 @@ func TestResumer(t *testing.T) {
 		t.Errorf("resumer function %v", p)
 	}
 	vars := resolve(p["Environment"].(map[string]any)["Variables"]).(map[string]any)
-	if fmt.Sprint(vars) != fmt.Sprint(map[string]any{"SESSIONS_TABLE": "{" + tableID + "}", "GOMAXPROCS": "1"}) {
+	if fmt.Sprint(vars) != fmt.Sprint(map[string]any{"SESSIONS_TABLE": "{" + tableID + "}", "EVENT_BUS_NAME": "consentflow", "GOMAXPROCS": "1"}) {
 		t.Errorf("resumer environment %v", vars)
 	}
 	qID, _ := main.one(t, "AWS::SQS::Queue", "ResumerDLQ")
@@ -1132,6 +1148,7 @@ func TestResumer(t *testing.T) {
 	want := []string{
 		"dynamodb:DescribeStream", "dynamodb:GetItem", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
 		"dynamodb:UpdateItem",
+		"events:PutEvents",
 		"logs:CreateLogStream", "logs:PutLogEvents",
 		"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage",
 		"states:SendTaskFailure", "states:SendTaskSuccess",
@@ -1152,6 +1169,11 @@ func TestResumer(t *testing.T) {
 	}
 	if got := resourcesOf(stmts, "dynamodb:GetRecords"); len(got) != 1 || !strings.Contains(got[0], tableID+".StreamArn") {
 		t.Errorf("GetRecords on %v, want the table's stream", got)
+	}
+	// Completion events: PutEvents on exactly the stack's bus.
+	busID, _ := main.one(t, "AWS::Events::EventBus", "Bus")
+	if got := resourcesOf(stmts, "events:PutEvents"); !slices.Equal(got, []string{getAttArn + busID}) {
+		t.Errorf("resumer PutEvents on %v, want the bus %s", got, busID)
 	}
 }
 

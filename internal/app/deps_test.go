@@ -33,6 +33,14 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 			mustNot: []string{mod + "internal/invoke", mod + "internal/adapters/eventbus", mod + "internal/app/initiate",
 				"github.com/aws/aws-sdk-go-v2/service/eventbridge"},
 		},
+		{
+			// The stream's records: outbox deliveries and completion events.
+			fn: "resumer",
+			must: []string{mod + "internal/resume", mod + "internal/adapters/eventbus", mod + "events",
+				"github.com/aws/aws-sdk-go-v2/service/eventbridge"},
+			mustNot: []string{mod + "internal/web", mod + "internal/invoke", mod + "internal/app/initiate", mod + "internal/app/callback",
+				mod + "internal/adapters/agentcore", "github.com/aws/aws-sdk-go-v2/service/bedrockagentcore", "html/template"},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.fn, func(t *testing.T) {

@@ -19,7 +19,9 @@ const (
 	EnvWorkloadName = "WORKLOAD_NAME"
 	// EnvReturnURL is the callback URL registered on the workload identity (initiate).
 	EnvReturnURL = "RETURN_URL"
-	// EnvEventBusName names the EventBridge bus for events (initiate).
+	// EnvEventBusName names the EventBridge bus for events (initiate:
+	// AuthorizationRequired; resumer: AuthorizationCompleted and
+	// AuthorizationFailed).
 	EnvEventBusName = "EVENT_BUS_NAME"
 	// EnvBindingMode selects the session binding (both functions).
 	EnvBindingMode = "BINDING_MODE"
@@ -126,7 +128,11 @@ func Retryable(name string) bool {
 	return false
 }
 
-// Events the initiate function publishes to EventBridge.
+// Events consentflow publishes to EventBridge: the initiate function
+// AuthorizationRequired, the resumer function AuthorizationCompleted and
+// AuthorizationFailed. The public package events repeats these names with
+// the detail schemas (its test keeps them equal; contract imports nothing
+// of the module).
 const (
 	// EventSource is the source of every consentflow event.
 	EventSource = "consentflow"
@@ -144,6 +150,11 @@ const (
 	AttrPK = "pk"
 	// AttrTTL is the TTL attribute (epoch seconds, type N).
 	AttrTTL = "ttl"
+	// StreamViewType is the view type of the table's stream, which the
+	// resumer reads: the new image holds a settled session's outbox, and
+	// the write whose old image is still open is the one that settled it
+	// (its completion event).
+	StreamViewType = "NEW_AND_OLD_IMAGES"
 )
 
 // CallbackPath is the callback route of the HTTP API: AgentCore redirects

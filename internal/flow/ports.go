@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/consentflow/consentflow/events"
 )
 
 // Store errors. Adapters wrap or return these so the domain can use errors.Is.
@@ -191,15 +193,15 @@ type Notifier interface {
 	AuthorizationRequired(ctx context.Context, ev AuthorizationRequired) error
 }
 
-// AuthorizationRequired is what an application needs to show the user.
-type AuthorizationRequired struct {
-	CorrelationID    string    `json:"correlationId"`
-	UserID           string    `json:"userId,omitempty"`
-	Provider         string    `json:"provider"`
-	Scopes           []string  `json:"scopes"`
-	AuthorizationURL string    `json:"authorizationUrl"`
-	ExpiresAt        time.Time `json:"expiresAt"`
-	VerificationCode string    `json:"verificationCode,omitempty"`
+// AuthorizationRequired is what an application needs to show the user: the
+// public event schema (package events).
+type AuthorizationRequired = events.AuthorizationRequired
+
+// CompletionNotifier publishes the events of settled sessions (the resumer
+// function publishes them; see Announcer).
+type CompletionNotifier interface {
+	AuthorizationCompleted(ctx context.Context, ev events.AuthorizationCompleted) error
+	AuthorizationFailed(ctx context.Context, ev events.AuthorizationFailed) error
 }
 
 // Clock and Random are injected so tests control time and randomness.

@@ -134,3 +134,12 @@ func TestAgentcoretestDoesNotLinkTesting(t *testing.T) {
 		}
 	}
 }
+
+// events is the public schema of consentflow's EventBridge events that
+// users import into their consumers: it links the standard library only.
+func TestEventsLinksOnlyTheStandardLibrary(t *testing.T) {
+	deps := goList(t, "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/events")
+	if !slices.Equal(deps, []string{module + "/events"}) {
+		t.Errorf("events links %v, want the standard library only", deps)
+	}
+}

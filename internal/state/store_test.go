@@ -652,6 +652,9 @@ func TestEnsureTable(t *testing.T) {
 	if tbl.BillingModeSummary == nil || tbl.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
 		t.Fatalf("billing %+v", tbl.BillingModeSummary)
 	}
+	if sp := tbl.StreamSpecification; sp == nil || !aws.ToBool(sp.StreamEnabled) || sp.StreamViewType != types.StreamViewTypeNewAndOldImages {
+		t.Fatalf("stream %+v, want NEW_AND_OLD_IMAGES", sp)
+	}
 	ttl, err := f.client.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(f.table)})
 	if err != nil {
 		t.Fatal(err)
@@ -659,6 +662,32 @@ func TestEnsureTable(t *testing.T) {
 	if ttl.TimeToLiveDescription == nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "ttl" ||
 		ttl.TimeToLiveDescription.TimeToLiveStatus != types.TimeToLiveStatusEnabled {
 		t.Fatalf("TTL %+v", ttl.TimeToLiveDescription)
+	}
+}
+
+// A table made with a stream of new images only (before completion events)
+// gets a stream of new and old images.
+func TestEnsureTableReplacesANewImageStream(t *testing.T) {
+	db := dynamotest.Shared(t)
+	table := dynamotest.TableName(t)
+	ctx := context.Background()
+	in := state.CreateTableInput(table)
+	in.StreamSpecification = &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
+	if _, err := db.Client().CreateTable(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = db.Client().DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	if err := state.EnsureTable(ctx, db.Client(), table); err != nil {
+		t.Fatalf("EnsureTable: %v", err)
+	}
+	d, err := db.Client().DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp := d.Table.StreamSpecification; sp == nil || !aws.ToBool(sp.StreamEnabled) || sp.StreamViewType != types.StreamViewTypeNewAndOldImages {
+		t.Fatalf("stream %+v, want NEW_AND_OLD_IMAGES", sp)
 	}
 }
 

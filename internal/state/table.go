@@ -15,7 +15,7 @@ import (
 
 // CreateTableInput describes the sessions table exactly as the CDK stack
 // creates it: partition key contract.AttrPK (S), no sort key, on-demand
-// billing, a stream of new images (the resumer reads it).
+// billing, a stream of new and old images (the resumer reads it).
 // TTL (contract.AttrTTL) is a separate call: see EnsureTable.
 func CreateTableInput(table string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
@@ -31,10 +31,13 @@ func CreateTableInput(table string) *dynamodb.CreateTableInput {
 	}
 }
 
-// streamSpec is the table's stream: NEW_IMAGE (the resumer needs the
-// record as written).
+// StreamViewType is the view type of the table's stream
+// (contract.StreamViewType).
+const StreamViewType = types.StreamViewType(contract.StreamViewType)
+
+// streamSpec is the table's stream.
 func streamSpec() *types.StreamSpecification {
-	return &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewTypeNewImage}
+	return &types.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: StreamViewType}
 }
 
 // EnsureTable creates the table if it does not exist, waits until it is
@@ -73,14 +76,25 @@ func EnsureTable(ctx context.Context, client *dynamodb.Client, table string) err
 	return nil
 }
 
-// ensureStream enables the stream on a table created without one.
+// ensureStream enables the stream on a table created without one, and
+// replaces a stream of another view type (DynamoDB changes a view type
+// only by disabling the stream and enabling a new one).
 func ensureStream(ctx context.Context, client *dynamodb.Client, table string) error {
 	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {
 		return fmt.Errorf("state: describe table %s: %w", table, err)
 	}
 	if sp := out.Table.StreamSpecification; sp != nil && aws.ToBool(sp.StreamEnabled) {
-		return nil
+		if sp.StreamViewType == StreamViewType {
+			return nil
+		}
+		if _, err := client.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(table),
+			StreamSpecification: &types.StreamSpecification{StreamEnabled: aws.Bool(false)}}); err != nil {
+			return fmt.Errorf("state: disable the %s stream on %s: %w", sp.StreamViewType, table, err)
+		}
+		if err := waitActive(ctx, client, table); err != nil {
+			return err
+		}
 	}
 	if _, err := client.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(table), StreamSpecification: streamSpec()}); err != nil {
 		return fmt.Errorf("state: enable the stream on %s: %w", table, err)

@@ -1,4 +1,5 @@
-// Package eventbus publishes consentflow's events to Amazon EventBridge.
+// Package eventbus publishes consentflow's events (package events) to
+// Amazon EventBridge.
 package eventbus
 
 import (
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/consentflow/consentflow/events"
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
@@ -21,25 +23,45 @@ type API interface {
 	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
-// Notifier implements flow.Notifier.
+// Notifier implements flow.Notifier (initiate) and flow.CompletionNotifier
+// (resumer): one PutEvents entry per event, source contract.EventSource.
 type Notifier struct {
 	API API
 	Bus string // name or ARN; "default" for the account's default bus
 }
 
-var _ flow.Notifier = Notifier{}
+var (
+	_ flow.Notifier           = Notifier{}
+	_ flow.CompletionNotifier = Notifier{}
+)
 
 // AuthorizationRequired publishes one event; a partially failed PutEvents
 // (FailedEntryCount > 0) is an error.
 func (n Notifier) AuthorizationRequired(ctx context.Context, ev flow.AuthorizationRequired) error {
-	detail, err := json.Marshal(ev)
+	return n.put(ctx, contract.DetailTypeAuthorizationRequired, ev)
+}
+
+// AuthorizationCompleted publishes one event, as AuthorizationRequired.
+func (n Notifier) AuthorizationCompleted(ctx context.Context, ev events.AuthorizationCompleted) error {
+	return n.put(ctx, contract.DetailTypeAuthorizationCompleted, ev)
+}
+
+// AuthorizationFailed publishes one event, as AuthorizationRequired.
+func (n Notifier) AuthorizationFailed(ctx context.Context, ev events.AuthorizationFailed) error {
+	return n.put(ctx, contract.DetailTypeAuthorizationFailed, ev)
+}
+
+// put publishes detail as one entry. Errors name the API's error code,
+// never the entry's content or the service's message.
+func (n Notifier) put(ctx context.Context, detailType string, detail any) error {
+	b, err := json.Marshal(detail)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)
 	}
 	out, err := n.API.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []types.PutEventsRequestEntry{{
 		Source:       aws.String(contract.EventSource),
-		DetailType:   aws.String(contract.DetailTypeAuthorizationRequired),
-		Detail:       aws.String(string(detail)),
+		DetailType:   aws.String(detailType),
+		Detail:       aws.String(string(b)),
 		EventBusName: aws.String(n.Bus),
 	}}})
 	if err != nil {

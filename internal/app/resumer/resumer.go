@@ -1,6 +1,8 @@
 // Package resumer wires the resumer function: it reads its configuration
-// (the sessions table), builds the DynamoDB and Step Functions clients and
-// returns its driving adapter, an internal/resume Handler.
+// (the sessions table, the event bus), builds the DynamoDB, Step Functions
+// and EventBridge clients and returns its driving adapter, an
+// internal/resume Handler that delivers settled sessions' outboxes and
+// publishes their completion events.
 // functions/resumer only calls FromEnvironment and starts the runtime.
 package resumer
 
@@ -12,9 +14,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/adapters/awsconf"
+	"github.com/consentflow/consentflow/internal/adapters/eventbus"
 	"github.com/consentflow/consentflow/internal/adapters/stepfunctions"
 	"github.com/consentflow/consentflow/internal/app"
 	"github.com/consentflow/consentflow/internal/contract"
@@ -27,11 +31,12 @@ import (
 type Clients struct {
 	DynamoDB *dynamodb.Client
 	SFN      stepfunctions.API
+	Events   eventbus.API
 }
 
 // ClientsFromConfig builds the clients from the shared configuration.
 func ClientsFromConfig(cfg aws.Config) Clients {
-	return Clients{DynamoDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg)}
+	return Clients{DynamoDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg)}
 }
 
 // FromEnvironment is the production wiring.
@@ -43,13 +48,19 @@ func FromEnvironment(ctx context.Context, log *slog.Logger) (*resume.Handler, er
 	return New(ClientsFromConfig(cfg), os.Getenv, log)
 }
 
-// New wires the resumer handler from configuration.
+// New wires the resumer handler from configuration: contract.EnvSessionsTable
+// (required) and contract.EnvEventBusName (default
+// contract.DefaultEventBusName), the bus its completion events go to.
 func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*resume.Handler, error) {
 	o := app.Apply(opts)
 	table, err := app.Required(get, contract.EnvSessionsTable)
 	if err != nil {
 		return nil, err
 	}
+	if cl.Events == nil {
+		return nil, fmt.Errorf("configuration: the resumer needs an EventBridge client for its completion events")
+	}
+	bus := app.Or(get, contract.EnvEventBusName, contract.DefaultEventBusName)
 	return &resume.Handler{
 		Deliverer: &flow.Deliverer{
 			Store:   state.New(cl.DynamoDB, table, state.WithClock(o.Clock)),
@@ -57,6 +68,8 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*res
 			Clock:   o.Clock,
 			Log:     log,
 		},
-		Log: log,
+		Announcer: &flow.Announcer{Notifier: eventbus.Notifier{API: cl.Events, Bus: bus}, Log: log},
+		Log:       log,
+		Clock:     o.Clock,
 	}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/consentflow/consentflow/internal/testenv/dynamotest"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +36,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 
+	cfevents "github.com/consentflow/consentflow/events"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 	"github.com/consentflow/consentflow/internal/local/emulator"
@@ -476,10 +478,17 @@ func checkPage(t testing.TB, r lambdaruntime.Response) string {
 
 // checkLogs asserts every output line of f is a JSON object; that once
 // the first invocation started, every line carries the request id of one of
-// f's invocations, in invocation order; and that the lines of the session's
-// invocations carry its correlation id. It returns the parsed lines.
-func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlationID string) []map[string]any {
+// f's invocations, in invocation order; that the lines of the session's
+// invocations carry its correlation id; and that no other invocation's
+// lines do, except the announcing ones (the resumer given the session's
+// settling record again), which log it at least once. It returns the
+// parsed lines.
+func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlationID string, announcing ...string) []map[string]any {
 	t.Helper()
+	announces := map[string]bool{}
+	for _, id := range announcing {
+		announces[id] = true
+	}
 	order := map[string]int{}
 	for i, id := range f.ids {
 		order[id] = i
@@ -539,10 +548,14 @@ func checkLogs(t testing.TB, f *function, sessionInvocations []string, correlati
 				withCID[id]++
 			}
 		} else if cid == correlationID && correlationID != "" {
-			t.Errorf("%s (linux/%s) log line %d of another invocation carries the session's correlationId", f.name, f.arch, n)
+			if announces[id] {
+				withCID[id]++
+			} else {
+				t.Errorf("%s (linux/%s) log line %d of another invocation carries the session's correlationId", f.name, f.arch, n)
+			}
 		}
 	}
-	for _, id := range sessionInvocations {
+	for _, id := range append(sessionInvocations, announcing...) {
 		if withCID[id] == 0 {
 			t.Errorf("%s (linux/%s): the session's invocation %s logged no line with its correlationId", f.name, f.arch, id)
 		}
@@ -865,8 +878,7 @@ func vaultToken(t testing.TB, s *runner.Stack, in flow.Input) string {
 
 // streamRecords returns every record of s's table stream so far, converted
 // (streamlocal.Record) to the event records Lambda hands the resumer, with
-// the fields the event source mapping adds (eventSourceARN,
-// ApproximateCreationDateTime).
+// the field the event source mapping adds (eventSourceARN).
 func streamRecords(t testing.TB, s *runner.Stack) []events.DynamoDBEventRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -896,9 +908,6 @@ func streamRecords(t testing.TB, s *runner.Stack) []events.DynamoDBEventRecord {
 			for _, r := range page.Records {
 				er := streamlocal.Record(r)
 				er.EventSourceArn = aws.ToString(arn)
-				if r.Dynamodb != nil && r.Dynamodb.ApproximateCreationDateTime != nil {
-					er.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: *r.Dynamodb.ApproximateCreationDateTime}
-				}
 				out = append(out, er)
 			}
 			if len(page.Records) == 0 {
@@ -949,6 +958,27 @@ func streamEvent(t testing.TB, recs ...sessionRecord) []byte {
 		ev.Records = append(ev.Records, r.rec)
 	}
 	return mustJSON(t, ev)
+}
+
+// awaitCompleted returns the next AuthorizationCompleted event of
+// correlationID published on s's bus, passing over those of other sessions
+// (a batch handed over again announces its settling record again: at least
+// once).
+func awaitCompleted(ctx context.Context, t testing.TB, s *runner.Stack, correlationID string) cfevents.AuthorizationCompleted {
+	t.Helper()
+	for {
+		ev, err := s.Events.WaitFor(ctx, eventslocal.Match{DetailType: cfevents.DetailTypeAuthorizationCompleted})
+		if err != nil {
+			t.Fatalf("no AuthorizationCompleted event for %s: %v", correlationID, err)
+		}
+		var c cfevents.AuthorizationCompleted
+		if err := json.Unmarshal(ev.Detail, &c); err != nil {
+			t.Fatalf("AuthorizationCompleted %s: %v", ev.Detail, err)
+		}
+		if c.CorrelationID == correlationID {
+			return c
+		}
+	}
 }
 
 // batchFailures decodes the resumer's answer: the sequence numbers of the
@@ -1078,6 +1108,13 @@ func testResumer(t *testing.T, arch string) {
 	if rec, err = store.Get(ctx, sessionURI); err != nil || !rec.ResumedAt.IsZero() || !rec.DeliveryClaimedAt.IsZero() {
 		t.Fatalf("record after the resumer's refused send: %v, resumedAt %v, claim %v", err, rec.ResumedAt, rec.DeliveryClaimedAt)
 	}
+	// The batch's settling record (old image COMPLETING, new COMPLETED)
+	// was announced all the same: the binary published the session's
+	// AuthorizationCompleted on the stack's bus.
+	completed := awaitCompleted(ctx, t, s, res.CorrelationID)
+	if completed.UserID != ar.UserID || completed.Provider != "google-calendar" || completed.External || completed.At.IsZero() {
+		t.Errorf("AuthorizationCompleted %+v", completed)
+	}
 
 	// 4. The same batch again (the event source mapping's retry): the task
 	// succeeds, once, with the decision's output, and the record says so.
@@ -1104,38 +1141,51 @@ func testResumer(t *testing.T, arch string) {
 	if n := sfnCalls(); n != 3 {
 		t.Errorf("%d SendTask* calls, want 3 (inline refused, resumer refused, resumer delivered)", n)
 	}
+	// The retried batch announced its settling record again (at least once).
+	awaitCompleted(ctx, t, s, res.CorrelationID)
 
 	// 5. Nothing more is sent: the same batch a third time, the session's
 	// record before it settled (no outbox), and its record after resumedAt.
+	// The batches holding the settling record announce it again.
 	resumed := waitSessionRecords(t, s, sessionURI, "resumedAt", func(rs []sessionRecord) bool {
 		return len(rs) > 0 && !rs[len(rs)-1].session.ResumedAt.IsZero()
 	})
+	var announced []string // the later invocations that announced the session again
 	for _, c := range []struct {
-		name  string
-		event []byte
+		name     string
+		event    []byte
+		settling bool
 	}{
-		{"the same batch again", dueEvent},
-		{"a record without an outbox", streamEvent(t, pending)},
-		{"the resumed record", streamEvent(t, resumed[len(resumed)-1])},
-		{"all the session's records", streamEvent(t, resumed...)},
+		{"the same batch again", dueEvent, true},
+		{"a record without an outbox", streamEvent(t, pending), false},
+		{"the resumed record", streamEvent(t, resumed[len(resumed)-1]), false},
+		{"all the session's records", streamEvent(t, resumed...), true},
 	} {
-		if got := batchFailures(t, c.name, resumer.invoke(t, c.event)); len(got) != 0 {
+		r := resumer.invoke(t, c.event)
+		if got := batchFailures(t, c.name, r); len(got) != 0 {
 			t.Errorf("%s: batch item failures %v", c.name, got)
+		}
+		if c.settling {
+			announced = append(announced, r.RequestID)
+			awaitCompleted(ctx, t, s, res.CorrelationID)
 		}
 		if n, rs := sfnCalls(), results(taskToken); n != 3 || len(rs) != 1 {
 			t.Fatalf("%s: %d SendTask* calls, %d results, want 3 and 1", c.name, n, len(rs))
 		}
 	}
 
-	// 6. The events/ sample: a due session record this table does not know
-	// (nothing owed, nothing sent), with only attributes the live records
-	// have.
+	// 6. The events/ sample: the record that settled a session this table
+	// does not know (nothing owed, nothing sent; its completion event
+	// published), with only attributes the live records have.
 	smp := sample(t, "resumer-stream.json")
 	var smpEv events.DynamoDBEvent
 	if err := json.Unmarshal(smp, &smpEv); err != nil || len(smpEv.Records) == 0 {
 		t.Fatalf("resumer-stream.json: %v (%d records)", err, len(smpEv.Records))
 	}
-	live := settled[len(settled)-1].rec.Change.NewImage
+	live := map[string]events.DynamoDBAttributeValue{} // every attribute of the live settled records
+	for _, r := range settled {
+		maps.Copy(live, r.rec.Change.NewImage)
+	}
 	for _, sr := range smpEv.Records {
 		ss, err := resume.Session(sr.Change.NewImage)
 		if err != nil || !ss.DeliveryDue() {
@@ -1147,8 +1197,25 @@ func testResumer(t *testing.T, arch string) {
 			}
 		}
 	}
+	liveOld := settled[0].rec.Change.OldImage
+	for _, sr := range smpEv.Records {
+		old, err := resume.Session(sr.Change.OldImage)
+		if err != nil || !old.Status.Open() {
+			t.Errorf("resumer-stream.json record %s: the old image is not an open session (%v)", sr.EventID, err)
+		}
+		for k := range sr.Change.OldImage {
+			if _, ok := liveOld[k]; !ok {
+				t.Errorf("resumer-stream.json's old image has attribute %q, which a live settling record's does not", k)
+			}
+		}
+	}
 	if got := batchFailures(t, "the sample", resumer.invoke(t, smp)); len(got) != 0 {
 		t.Errorf("the sample: batch item failures %v", got)
+	}
+	// The sample settles its session: the binary announced it.
+	smpSession, _ := resume.Session(smpEv.Records[0].Change.NewImage)
+	if c := awaitCompleted(ctx, t, s, smpSession.CorrelationID); !c.At.Equal(smpEv.Records[0].Change.ApproximateCreationDateTime.Time) {
+		t.Errorf("the sample's AuthorizationCompleted at %v, want the record's ApproximateCreationDateTime %v", c.At, smpEv.Records[0].Change.ApproximateCreationDateTime.Time)
 	}
 	if n := sfnCalls(); n != 3 {
 		t.Errorf("the sample: %d SendTask* calls, want 3", n)
@@ -1162,8 +1229,9 @@ func testResumer(t *testing.T, arch string) {
 	resumer.alive(t)
 
 	// 8. Logs: JSON, request ids, the session's correlation id on the
-	// invocations that worked on it, no task token anywhere.
-	lines := checkLogs(t, resumer, []string{refusedID, deliveredID}, res.CorrelationID)
+	// invocations that worked on it (delivered or announced it), no task
+	// token anywhere.
+	lines := checkLogs(t, resumer, []string{refusedID, deliveredID}, res.CorrelationID, announced...)
 	checkNoSecrets(t, "the resumer output", resumer.proc.Output(), map[string]string{
 		"task token": taskToken, "verification code": ar.VerificationCode,
 	})

@@ -311,7 +311,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if _, err := s.serve(gw, cbLn); err != nil {
 		return nil, err
 	}
-	if s.Resumer, err = resumer.New(resumer.Clients{DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN}, get, o.Log,
+	if s.Resumer, err = resumer.New(resumer.Clients{DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN, Events: s.Clients.Events}, get, o.Log,
 		app.WithClock(s.clock.Now)); err != nil {
 		return nil, err
 	}

@@ -232,6 +232,9 @@ func Record(r types.Record) events.DynamoDBEventRecord {
 		if d.SizeBytes != nil {
 			out.Change.SizeBytes = *d.SizeBytes
 		}
+		if d.ApproximateCreationDateTime != nil {
+			out.Change.ApproximateCreationDateTime = events.SecondsEpochTime{Time: *d.ApproximateCreationDateTime}
+		}
 	}
 	return out
 }
