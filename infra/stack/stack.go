@@ -616,6 +616,11 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, cfg Config, props *Props, a arn
 		BisectBatchOnError:      jsii.Bool(true),
 		ReportBatchItemFailures: jsii.Bool(true),
 		OnFailure:               awslambdaeventsources.NewSqsDlq(cf.ResumerDLQ),
+		// Only session items concern the resumer: task-token and sign-in (login#) items, and
+		// TTL deletions, never invoke it (anyone can make the callback write a sign-in item).
+		Filters: &[]*map[string]any{awslambda.FilterCriteria_Filter(&map[string]any{
+			"dynamodb": map[string]any{"NewImage": map[string]any{"kind": map[string]any{"S": awslambda.FilterRule_IsEqual(jsii.String("session"))}}},
+		})},
 	}))
 	cf.ResumerDLQAlarm = awscloudwatch.NewAlarm(s, jsii.String("ResumerDLQAlarm"), &awscloudwatch.AlarmProps{
 		AlarmDescription: jsii.String("consentflow: a settled session's outcome could not be delivered to its workflow task, or its completion event not published; see the resumer's logs and the dead-letter queue"),

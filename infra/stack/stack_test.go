@@ -1117,6 +1117,8 @@ func TestResumer(t *testing.T) {
 			"BisectBatchOnFunctionError": true,
 			"FunctionResponseTypes":      []any{"ReportBatchItemFailures"},
 			"DestinationConfig":          map[string]any{"OnFailure": map[string]any{"Destination": getAttArn + qID}},
+			// Only session items: sign-in and task-token items never invoke the resumer.
+			"FilterCriteria": map[string]any{"Filters": []any{map[string]any{"Pattern": `{"dynamodb":{"NewImage":{"kind":{"S":["session"]}}}}`}}},
 		}
 		for k, v := range want {
 			if fmt.Sprint(m[k]) != fmt.Sprint(v) {
