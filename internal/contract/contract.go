@@ -111,6 +111,10 @@ const (
 	ErrBindingFailed        = "consentflow.BindingFailed"
 	ErrConsentDenied        = "consentflow.ConsentDenied"
 	ErrExpired              = "consentflow.Expired"
+	// ErrOutcomeUnknown: the session expired while a completion's outcome
+	// was unknown (its answer was lost and AgentCore's vault could not be
+	// asked): the token may be in the vault, so a new run may find it.
+	ErrOutcomeUnknown = "consentflow.OutcomeUnknown"
 )
 
 // RetryableErrors returns the error names a state machine should retry: the

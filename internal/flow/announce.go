@@ -38,8 +38,8 @@ type Announcer struct {
 }
 
 // Announce publishes AuthorizationCompleted for a COMPLETED session s and
-// AuthorizationFailed (reason: s.FailureReason) for a FAILED or EXPIRED one,
-// settled at at. It publishes nothing for an open session. The events carry
+// AuthorizationFailed (reason: s.FailureReason) for a FAILED or EXPIRED one
+// (except one started elsewhere: see below), settled at at. It publishes nothing for an open session. The events carry
 // the session's correlation id, user, provider, scopes and whether it was
 // started elsewhere: never a token, its state, code, task token or
 // sessionUri. An error means the event must be published again later.
@@ -63,6 +63,13 @@ func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) erro
 			External: s.External, At: at,
 		})
 	case StatusFailed, StatusExpired:
+		if s.External {
+			// A session started elsewhere is recorded by whoever signs in
+			// with its link, even with a made-up one: its end without a
+			// completion says nothing an application could act on.
+			log.InfoContext(ctx, "a session started elsewhere ended without completion: not announced", "status", string(s.Status))
+			return nil
+		}
 		kind = events.DetailTypeAuthorizationFailed
 		err = a.Notifier.AuthorizationFailed(ctx, events.AuthorizationFailed{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: scopes,

@@ -173,3 +173,19 @@ func TestAnnounceCopiesScopes(t *testing.T) {
 		t.Fatal("the event shares the session's scopes")
 	}
 }
+
+// Anyone who can sign in can record a session "started elsewhere" with a
+// made-up link: only its completion is announced, never its end.
+func TestAnnounceExternalFailureNotPublished(t *testing.T) {
+	n := &recordingNotifier{}
+	a := &flow.Announcer{Notifier: n}
+	for _, st := range []flow.Status{flow.StatusFailed, flow.StatusExpired} {
+		s := &flow.Session{SessionURI: "urn:x", CorrelationID: "c", External: true, Status: st, FailureReason: contract.ErrExpired}
+		if err := a.Announce(context.Background(), s, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(n.failed) != 0 {
+		t.Fatalf("published %+v", n.failed)
+	}
+}

@@ -623,6 +623,12 @@ func (c *Callback) completedLate(ctx context.Context, log *slog.Logger, s *Sessi
 	return out
 }
 
+// vaultCheckable reports whether completedLate can ask the vault about s:
+// a session consentflow started for a userId.
+func (c *Callback) vaultCheckable(s *Session) bool {
+	return s.UserID != "" && s.UserTokenHash == "" && !s.External
+}
+
 // release gives the claimed session back so the user may retry.
 func (c *Callback) release(ctx context.Context, log *slog.Logger, s *Session, p CallbackParams, msg, name string) *Outcome {
 	log.WarnContext(ctx, msg, "error", name)
@@ -775,7 +781,15 @@ func (c *Callback) settled(ctx context.Context, log *slog.Logger, s *Session) *O
 			return o
 		}
 		// Once expired nobody can claim, so a stale claim stays stale.
-		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, contract.ErrExpired, "the authorization session expired")
+		reason, cause := contract.ErrExpired, "the authorization session expired"
+		if !s.ClaimedAt.IsZero() && s.FailureReason == "" && !c.vaultCheckable(s) {
+			// A completion was attempted, its answer never came, and the
+			// vault cannot tell (a JWT flow, a session started elsewhere):
+			// say so instead of "expired", which it may not be.
+			reason, cause = contract.ErrOutcomeUnknown, "the session expired while a completion's outcome was unknown; the token may be in the vault"
+			log.WarnContext(ctx, "expired with a completion of unknown outcome")
+		}
+		c.finish(ctx, log, s, []Status{StatusPending, StatusCompleting}, StatusExpired, reason, cause)
 		return c.base(s, KindExpired)
 	case StatusFailed:
 		switch s.FailureReason {

@@ -265,7 +265,10 @@ func (m *memStore) Release(_ context.Context, uri string) (*flow.Session, error)
 		if s.Status != flow.StatusCompleting {
 			return false
 		}
-		s.Status, s.ClaimedAt, s.Attempts = flow.StatusPending, time.Time{}, max(s.Attempts-1, 0)
+		s.Status, s.ClaimedAt = flow.StatusPending, time.Time{}
+		if s.Attempts > s.WrongCodes {
+			s.Attempts--
+		}
 		return true
 	})
 }

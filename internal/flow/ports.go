@@ -100,8 +100,9 @@ type SessionStore interface {
 	RecordWrongCode(ctx context.Context, sessionURI string, max int, reason string, out Outbox, now time.Time) (*Session, error)
 	// Release gives a claimed session back after a transient failure:
 	// COMPLETING -> PENDING, ClaimedAt cleared, and the attempt the
-	// claimant reserved returned (Attempts - 1, never below 0), so a right
-	// code does not use up the limit when AgentCore was unavailable. If the
+	// claimant reserved returned (Attempts - 1 when a comparison is open,
+	// never below WrongCodes), so a right code does not use up the limit
+	// when AgentCore was unavailable and no wrong code is ever given back. If the
 	// stored status is not COMPLETING: (current, ErrConflict).
 	Release(ctx context.Context, sessionURI string) (*Session, error)
 	// RefundAttempt gives back the attempt a right verification code

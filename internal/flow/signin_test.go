@@ -599,3 +599,57 @@ func TestSignInWithCodeRefundsRightCodes(t *testing.T) {
 		t.Fatalf("%+v", o)
 	}
 }
+
+// oidc+code: throttled completions after refunded right codes never give a
+// wrong code back: the fifth wrong code still ends the session.
+func TestSignInWithCodeLimitSurvivesReleases(t *testing.T) {
+	e := signInEnv(t, flow.BindingOIDCCode, false)
+	e.id.completeFn = func(int) error { return &flow.Failure{Name: contract.ErrThrottled} }
+	p, code := started(t, e)
+	ctx := context.Background()
+	wrong := p
+	wrong.Code = "AAAAA-AAAAA"
+	right := p
+	right.Code = code
+	for i := 1; i < flow.MaxCodeAttempts; i++ {
+		if o := e.cb.Confirm(ctx, wrong); o.Kind != flow.KindWrongCode {
+			t.Fatalf("wrong code %d: %+v", i, o)
+		}
+		// The real user signs in; AgentCore is throttled: released.
+		if o := signIn(t, e, e.cb.Confirm(ctx, right), "user-1"); o.Kind != flow.KindTryAgain {
+			t.Fatalf("right code %d: %+v", i, o)
+		}
+	}
+	if o := e.cb.Confirm(ctx, wrong); o.Kind != flow.KindTooManyAttempts {
+		t.Fatalf("the fifth wrong code: %+v", o)
+	}
+	if s, _ := e.store.Get(ctx, p.SessionID); s.Status != flow.StatusFailed || s.Attempts < s.WrongCodes {
+		t.Fatalf("session %+v", s)
+	}
+}
+
+// A JWT flow whose completion got no answer, with the vault unreachable,
+// expires as "outcome unknown", not as "expired": the token may be there.
+func TestExpiryOfAnUnknownCompletion(t *testing.T) {
+	e := newEnv(t, flow.BindingCode)
+	mustInitiate(t, e, `{"taskToken":"`+taskToken+`","input":{"userToken":"`+jwt+`","provider":"google","scopes":["openid"]}}`)
+	ev := e.notifier.last(t)
+	state := e.id.reqs[len(e.id.reqs)-1].CustomState
+	uri := "urn:ietf:params:oauth:request_uri:sess-" + string(rune('a'+e.id.uris))
+	e.id.completeFn = func(int) error {
+		return fmt.Errorf("%w: %w: timeout", flow.ErrOutcomeUnknown, flow.ErrNoAnswer)
+	}
+	ctx := context.Background()
+	p := flow.CallbackParams{SessionID: uri, State: state, Code: ev.VerificationCode, UserToken: jwt}
+	if o := e.cb.Confirm(ctx, p); o.Kind != flow.KindInProgress {
+		t.Fatalf("no answer: %+v", o)
+	}
+	e.advance(contract.SessionValidity + flow.ClaimLease)
+	if o := e.cb.View(ctx, p); o.Kind != flow.KindExpired {
+		t.Fatalf("after expiry: %+v", o)
+	}
+	s, err := e.store.Get(ctx, uri)
+	if err != nil || s.Status != flow.StatusExpired || s.FailureReason != contract.ErrOutcomeUnknown {
+		t.Fatalf("recorded %+v %v", s, err)
+	}
+}

@@ -882,12 +882,14 @@ func (st *Store) Release(ctx context.Context, sessionURI string) (*flow.Session,
 		cond := fmt.Sprintf("%s = %s", e.n(aStatus), e.status(flow.StatusCompleting))
 		update := fmt.Sprintf("SET %s = %s", e.n(aStatus), e.status(flow.StatusPending))
 		if refund {
-			cond += fmt.Sprintf(" AND %s > %s", e.n(aAttempts), e.i("zero", 0))
+			// Only an open comparison (the claimant's right code) is given
+			// back: never a wrong one, and never below WrongCodes.
+			cond += fmt.Sprintf(" AND %s > %s", e.n(aAttempts), e.n(aWrongCodes))
 			update += fmt.Sprintf(", %s = %s - %s", e.n(aAttempts), e.n(aAttempts), e.i("one", 1))
 		}
 		update += " REMOVE " + e.n(aClaimedAt)
 		s, conflict, err := st.update(ctx, sessionURI, e, update, cond)
-		if err != nil || !conflict || s == nil || s.Status != flow.StatusCompleting || s.Attempts > 0 {
+		if err != nil || !conflict || s == nil || s.Status != flow.StatusCompleting || s.Attempts > s.WrongCodes {
 			// Done, failed, or not COMPLETING: the first answer is final.
 			return st.result(s, conflict, err)
 		}

@@ -255,7 +255,7 @@ func FuzzHandle(f *testing.F) {
 			"Content-Security-Policy": csp,
 			"Cache-Control":           "no-store",
 			"Pragma":                  "no-cache",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 			"X-Content-Type-Options":  "nosniff",
 			"X-Frame-Options":         "DENY",
 		} {

@@ -175,22 +175,26 @@ func (h *Handler) loginCookie(name, value string, maxAge int) string {
 // crossSite reports a POST that a browser sent from another site's page
 // (an auto-submitting form there): it must not confirm anything or start a
 // sign-in in the person's browser. Browsers say where a request comes from
-// in Sec-Fetch-Site; the pages' own forms are "same-origin". (Their Origin
-// header is "null" under the pages' no-referrer policy, so only a foreign
-// origin is telling.) Clients that send neither header are not browsers
-// acting for someone else and pass.
+// in Sec-Fetch-Site; the pages' own forms are "same-origin". Browsers that
+// do not send it send Origin: the pages' referrer policy (same-origin) lets
+// their own forms carry the real origin, so a foreign origin, or "null" (an
+// attacker's page with a no-referrer policy, a sandboxed frame), is refused.
+// Clients that send neither header are not browsers acting for someone
+// else and pass.
 func crossSite(h map[string]string) bool {
 	switch header(h, "sec-fetch-site") {
-	case "", "same-origin":
+	case "same-origin":
+		return false
+	case "":
 	default:
 		return true
 	}
 	o := header(h, "origin")
-	if o == "" || o == "null" {
+	if o == "" {
 		return false
 	}
 	u, err := url.Parse(o)
-	return err != nil || !strings.EqualFold(u.Host, header(h, "host"))
+	return o == "null" || err != nil || !strings.EqualFold(u.Host, header(h, "host"))
 }
 
 // parseQuery parses the raw query string, refusing duplicated parameters
@@ -293,7 +297,7 @@ func htmlPage(status int, o *flow.Outcome, msg string) events.APIGatewayV2HTTPRe
 			"Content-Type":            "text/html; charset=utf-8",
 			"Cache-Control":           "no-store",
 			"Pragma":                  "no-cache",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 			"X-Content-Type-Options":  "nosniff",
 			"X-Frame-Options":         "DENY",
 			"Content-Security-Policy": csp,

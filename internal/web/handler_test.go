@@ -69,7 +69,7 @@ func checkSecurityHeaders(t *testing.T, resp events.APIGatewayV2HTTPResponse) {
 	t.Helper()
 	want := map[string]string{
 		"Cache-Control":          "no-store",
-		"Referrer-Policy":        "no-referrer",
+		"Referrer-Policy":        "same-origin",
 		"X-Content-Type-Options": "nosniff",
 		"Content-Type":           "text/html; charset=utf-8",
 	}
@@ -363,6 +363,7 @@ func TestCrossSitePOSTRefused(t *testing.T) {
 		"cross-site":     {"sec-fetch-site": "cross-site"},
 		"same-site":      {"sec-fetch-site": "same-site"},
 		"foreign origin": {"origin": "https://evil.example", "host": "cb.example"},
+		"null origin":    {"origin": "null", "host": "cb.example"},
 	} {
 		for _, path := range []string{contract.CallbackPath, contract.LoginCallbackPath} {
 			h, r := newHandler(&flow.Outcome{Kind: flow.KindConnected})

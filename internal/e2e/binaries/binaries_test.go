@@ -456,7 +456,7 @@ func checkPage(t testing.TB, r lambdaruntime.Response) string {
 		"Cache-Control":          "no-store",
 		"X-Content-Type-Options": "nosniff",
 		"X-Frame-Options":        "DENY",
-		"Referrer-Policy":        "no-referrer",
+		"Referrer-Policy":        "same-origin",
 	}
 	for k, v := range want {
 		if got := resp.Headers[k]; got != v {

@@ -3,6 +3,10 @@ package browser
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -332,4 +336,43 @@ func TestSignInTwoTabs(t *testing.T) {
 	want(t, other.signIn("alice", 200), "ok", "Connected")
 	f.resumedAuthorized(a.taskToken)
 	f.resumedAuthorized(b.taskToken)
+}
+
+// Login CSRF through the confirmation form: another site's page that
+// auto-submits it in the person's browser is refused before anything starts.
+func TestCrossSiteAutoSubmitRefused(t *testing.T) {
+	f := startSignIn(t, runner.Options{})
+	a := f.initiate("alice", "repo")
+	want(t, f.consent(a, chromium.Allow), "confirm", "Confirm the connection")
+	target, err := f.page.URL(f.ctx) // the callback URL with session_id and state
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><meta name="referrer" content="no-referrer"><form id=f method=post action="%s"><input name=code value=x></form><script>document.getElementById('f').submit()</script>`,
+			html.EscapeString(target))
+	}))
+	defer evil.Close()
+	if _, err := f.page.Open(f.ctx, evil.URL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u, _ := f.page.URL(f.ctx)
+		if strings.HasPrefix(u, f.s.CallbackURL) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	o, err := f.page.Outcome(f.ctx)
+	if err != nil || o.Kind != "error" || o.Heading != "This link is not valid" {
+		t.Fatalf("the auto-submitted form got %q (%v)", o, err)
+	}
+	if n := f.completeCalls(); n != 0 {
+		t.Fatalf("CompleteResourceTokenAuth called %d times", n)
+	}
+	if u, _ := f.page.URL(f.ctx); strings.HasPrefix(u, f.s.Emulator.Issuer()) {
+		t.Fatal("a sign-in was started")
+	}
 }

@@ -858,6 +858,29 @@ func testRefundAttempt(t *testing.T, f *fixture) {
 	if _, err := f.st.RefundAttempt(ctx, "urn:ietf:params:oauth:request_uri:missing"); !errors.Is(err, flow.ErrNotFound) {
 		t.Errorf("refund of a missing session: %v", err)
 	}
+	// A right code refunded before its sign-in, then a claim released
+	// after a transient failure: the release gives back nothing, so a
+	// wrong code is never given back (Attempts >= WrongCodes).
+	r := f.create(t, f.session(""))
+	if _, err := f.st.ReserveAttempt(ctx, r.SessionURI, 5, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RecordWrongCode(ctx, r.SessionURI, 5, contract.ErrBindingFailed, flow.Outbox{Error: contract.ErrBindingFailed}, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.ReserveAttempt(ctx, r.SessionURI, 5, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.RefundAttempt(ctx, r.SessionURI); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Claim(ctx, r.SessionURI, f.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err = f.st.Release(ctx, r.SessionURI)
+	if err != nil || got.Status != flow.StatusPending || got.Attempts != 1 || got.WrongCodes != 1 {
+		t.Fatalf("release after a refund: %+v %v", got, err)
+	}
 }
 
 // testRelease: a claimed session goes back to PENDING with its claimant's
