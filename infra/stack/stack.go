@@ -641,15 +641,29 @@ func newResumer(s awscdk.Stack, cf *ConsentFlow, cfg Config, props *Props, a arn
 // would tell an application a user connected who did not. (The account's default bus is not
 // the stack's to constrain; see docs/deploy.md.)
 func restrictPublishers(bus awsevents.EventBus, initiate, resumer awsiam.Role) {
+	// Each role publishes only its own events: a compromised initiate cannot announce a
+	// completion, a compromised resumer cannot ask a user to open a link.
 	bus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("OnlyConsentflowPublishesConsentflowEvents"),
+		Sid:        jsii.String("OnlyInitiatePublishesAuthorizationRequired"),
 		Effect:     awsiam.Effect_DENY,
 		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
 		Actions:    jsii.Strings("events:PutEvents"),
 		Resources:  jsii.Strings(*bus.EventBusArn()),
 		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"events:source": contract.EventSource},
-			"ArnNotEquals": map[string]any{"aws:PrincipalArn": []any{*initiate.RoleArn(), *resumer.RoleArn()}},
+			"StringEquals": map[string]any{"events:source": contract.EventSource, "events:detail-type": contract.DetailTypeAuthorizationRequired},
+			"ArnNotEquals": map[string]any{"aws:PrincipalArn": *initiate.RoleArn()},
+		},
+	}))
+	bus.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("OnlyResumerPublishesOtherConsentflowEvents"),
+		Effect:     awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()},
+		Actions:    jsii.Strings("events:PutEvents"),
+		Resources:  jsii.Strings(*bus.EventBusArn()),
+		Conditions: &map[string]any{
+			"StringEquals":    map[string]any{"events:source": contract.EventSource},
+			"StringNotEquals": map[string]any{"events:detail-type": contract.DetailTypeAuthorizationRequired},
+			"ArnNotEquals":    map[string]any{"aws:PrincipalArn": *resumer.RoleArn()},
 		},
 	}))
 }

@@ -662,16 +662,34 @@ func TestEventBus(t *testing.T) {
 		t.Errorf("callback PutEvents on %v", got)
 	}
 
-	// Only the initiate and resumer roles may publish consentflow events on the stack's bus.
-	_, pol := main.one(t, "AWS::Events::EventBusPolicy", "Bus")
-	st, _ := json.Marshal(resolve(props(pol)["Statement"]))
+	// Only the initiate role may publish AuthorizationRequired, and only the resumer role the
+	// other consentflow events, on the stack's bus.
 	initiateID, _ := main.one(t, "AWS::IAM::Role", "InitiateRole")
 	resumerID, _ := main.one(t, "AWS::IAM::Role", "ResumerRole")
-	for _, want := range []string{`"Effect":"Deny"`, `"Action":"events:PutEvents"`, `"Principal":{"AWS":"*"}`,
-		`"events:source":"consentflow"`, `"aws:PrincipalArn":["` + getAttArn + initiateID + `","` + getAttArn + resumerID + `"]`} {
-		if !strings.Contains(string(st), want) {
-			t.Errorf("bus policy lacks %s: %s", want, st)
+	pols := map[string]string{}
+	for _, pol := range main.resources("AWS::Events::EventBusPolicy") {
+		st, _ := json.Marshal(resolve(props(pol)["Statement"]))
+		pols[strings.TrimPrefix(fmt.Sprint(props(pol)["StatementId"]), "cdk-")] = string(st)
+	}
+	for sid, wants := range map[string][]string{
+		"OnlyInitiatePublishesAuthorizationRequired": {`"StringEquals":{"events:detail-type":"AuthorizationRequired","events:source":"consentflow"}`,
+			`"aws:PrincipalArn":"` + getAttArn + initiateID + `"`},
+		"OnlyResumerPublishesOtherConsentflowEvents": {`"StringEquals":{"events:source":"consentflow"}`,
+			`"StringNotEquals":{"events:detail-type":"AuthorizationRequired"}`, `"aws:PrincipalArn":"` + getAttArn + resumerID + `"`},
+	} {
+		st, ok := pols[sid]
+		if !ok {
+			t.Errorf("no bus policy %s (have %v)", sid, pols)
+			continue
 		}
+		for _, want := range append([]string{`"Effect":"Deny"`, `"Action":"events:PutEvents"`, `"Principal":{"AWS":"*"}`}, wants...) {
+			if !strings.Contains(st, want) {
+				t.Errorf("bus policy %s lacks %s: %s", sid, want, st)
+			}
+		}
+	}
+	if len(pols) != 2 {
+		t.Errorf("%d bus policies, want 2: %v", len(pols), pols)
 	}
 	if n := len(alt.resources("AWS::Events::EventBusPolicy")); n != 0 {
 		t.Errorf("alt (default bus) has %d bus policies", n)
