@@ -250,3 +250,16 @@ func FuzzConnectHandle(f *testing.F) {
 		}
 	})
 }
+
+func TestConnectSampleEvent(t *testing.T) {
+	h, r, _ := newConnectHandler(connectauth.Outcome{Kind: connectauth.KindDone})
+	ev := loadEvent(t, "connect-callback.json")
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil || resp.StatusCode != 200 || len(r.calls) != 1 {
+		t.Fatalf("status %d, %d calls, %v", resp.StatusCode, len(r.calls), err)
+	}
+	want := connectauth.Params{State: ev.QueryStringParameters["state"], Code: ev.QueryStringParameters["code"]}
+	if r.calls[0] != want || want.State == "" || want.Code == "" {
+		t.Fatalf("params %+v, want %+v", r.calls[0], want)
+	}
+}
