@@ -24,8 +24,8 @@ type ConnectDomain interface {
 // code, state, error and error_description go to the domain, which checks
 // them before anything else. It answers with the callback pages' layout
 // and security headers (its policy also forbids forms: the pages have
-// none) and logs one line per request: API Gateway's request id and the
-// outcome, never the code or the state.
+// none) and logs one line per request: API Gateway's request id
+// (apiRequestId) and the outcome, never the code or the state.
 type ConnectHandler struct {
 	Domain ConnectDomain
 	Log    *slog.Logger
@@ -42,7 +42,9 @@ func (h *ConnectHandler) handle(ctx context.Context, req events.APIGatewayV2HTTP
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("route", "connect", "requestId", req.RequestContext.RequestID)
+	// API Gateway's request id ($context.requestId, the access log's
+	// requestId); the Lambda request id is added by the functions' handler.
+	log = log.With("route", "connect", "apiRequestId", req.RequestContext.RequestID)
 	if m := req.RequestContext.HTTP.Method; m != http.MethodGet {
 		log.WarnContext(ctx, "Connect redirect: method not allowed", "method", m)
 		resp := connectResponse(connectauth.Outcome{Kind: connectauth.KindBadRequest}, msgConnectMethodNotAllowed)

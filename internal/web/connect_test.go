@@ -162,7 +162,7 @@ func TestConnectRefusesBeforeTheDomain(t *testing.T) {
 			if c.status == http.StatusMethodNotAllowed && resp.Headers["Allow"] != "GET" {
 				t.Errorf("Allow %q", resp.Headers["Allow"])
 			}
-			if !strings.Contains(logs.String(), `"requestId":"Kq9zYhXyIAMEbWw="`) {
+			if !strings.Contains(logs.String(), `"apiRequestId":"Kq9zYhXyIAMEbWw="`) {
 				t.Errorf("log without the request id: %s", logs)
 			}
 		})
@@ -174,7 +174,7 @@ func TestConnectLogsOutcomeNotSecrets(t *testing.T) {
 	q := url.Values{"code": {testCode}, "state": {testState}}.Encode()
 	h.Handle(context.Background(), connectEvent("GET", contract.ConnectCallbackPath, q))
 	l := logs.String()
-	for _, want := range []string{`"requestId":"Kq9zYhXyIAMEbWw="`, `"outcome":"try-again"`, `"cause":"ThrottlingException"`, `"level":"WARN"`} {
+	for _, want := range []string{`"apiRequestId":"Kq9zYhXyIAMEbWw="`, `"outcome":"try-again"`, `"cause":"ThrottlingException"`, `"level":"WARN"`} {
 		if !strings.Contains(l, want) {
 			t.Errorf("log lacks %s: %s", want, l)
 		}

@@ -65,7 +65,7 @@ func TestConnectRoute(t *testing.T) {
 	for _, m := range lines {
 		if m["message"] == "Connect redirect" {
 			outcomes++
-			if m["route"] != "connect" || m["requestId"] == "" || m["outcome"] == nil {
+			if m["route"] != "connect" || m["requestId"] == "" || m["apiRequestId"] != req.RequestContext.RequestID || m["outcome"] == nil {
 				t.Errorf("outcome line %v", m)
 			}
 		}
