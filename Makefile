@@ -20,11 +20,12 @@ NPM_STAMP := node_modules/.consentflow-installed
 GO_STAMP := $(CONSENTFLOW_CACHE)/go-modules.stamp
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: help setup system test check fmt vet unit synth demo demo-auto bench clean
+.PHONY: help setup system test check fmt vet unit synth demo demo-auto demo-connect bench clean
 
 help:
 	@echo "make demo       run the whole consent flow locally (you consent in your browser)"
 	@echo "make demo-auto  the same, driven by headless Chromium"
+	@echo "make demo-connect  Amazon Connect customer authentication: a redirect URL to open, the Connect call it makes (ARGS=--auto: Chromium opens it)"
 	@echo "make test       set up, check formatting, vet, and run every test"
 	@echo "make synth      synthesize the CDK stack offline (npx cdk synth)"
 	@echo "make bench      run the benchmarks and print figures"
@@ -35,6 +36,7 @@ help:
 SYSTEM_NEEDS ?= java node chromium qemu
 demo: SYSTEM_NEEDS = java node
 demo-auto: SYSTEM_NEEDS = java node chromium
+demo-connect: SYSTEM_NEEDS = java node
 
 setup: system $(GO_STAMP) $(NPM_STAMP) $(DDB_JAR)
 
@@ -86,6 +88,9 @@ demo: setup
 
 demo-auto: setup
 	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)')
+
+demo-connect: setup
+	$(GO) run ./cmd/consentflow-demo --connect $(ARGS)
 
 clean:
 	rm -rf cdk.out bin artifacts

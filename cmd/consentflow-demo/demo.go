@@ -32,6 +32,8 @@ type config struct {
 	scopes   []string
 	binding  string
 	timeout  time.Duration
+	// connect runs the Amazon Connect customer-authentication demo.
+	connect bool
 }
 
 func (c config) check() error {

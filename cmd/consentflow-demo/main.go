@@ -15,6 +15,12 @@
 //	make demo BINDING=oidc          # ... and sign in at the emulator's OpenID provider
 //	make demo-auto                  # headless Chromium clicks through it
 //	go run ./cmd/consentflow-demo --user alice --scopes repo,read:user
+//	make demo-connect               # Amazon Connect customer authentication
+//
+// With --connect it shows the Amazon Connect customer-authentication route
+// instead: a chat waiting in an "Authenticate Customer" block (the Connect
+// stand-in), the Cognito-style redirect URL to open, and the
+// UpdateParticipantAuthentication call that resulted (see connect.go).
 //
 // Exit status: 0 when the workflow resumed AUTHORIZED and the token was
 // fetched; 1 otherwise (the reason is printed); 2 for bad flags; 130 when
@@ -43,6 +49,7 @@ func main() {
 	scopes := fs.String("scopes", "repo,read:user", "the OAuth scopes, comma-separated")
 	fs.StringVar(&c.binding, "binding", contract.BindingCode, `session binding: "code" (verification code), "oidc" (sign in at the emulator's OpenID provider), "oidc+code" or "none"`)
 	fs.DurationVar(&c.timeout, "timeout", contract.SessionValidity, "how long to wait for the consent (the session validity)")
+	fs.BoolVar(&c.connect, "connect", false, "show Amazon Connect customer authentication instead: print a Cognito-style redirect URL to open and the Connect call that results")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -59,7 +66,11 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, c, os.Stdout)
+	demo := run
+	if c.connect {
+		demo = runConnect
+	}
+	err := demo(ctx, c, os.Stdout)
 	interrupted := ctx.Err() != nil
 	stop()
 	switch {

@@ -50,6 +50,11 @@ const (
 	// Custom domain of the callback API.
 	CtxDomainName     = "domainName"
 	CtxCertificateArn = "certificateArn"
+
+	// Amazon Connect customer authentication: the instance whose chats' "Authenticate
+	// Customer" blocks redirect to the callback API (one of the two, or neither).
+	CtxConnectInstanceArn = "connectInstanceArn"
+	CtxConnectInstanceID  = "connectInstanceId"
 )
 
 // Config is everything the stack takes from the CDK context, validated.
@@ -91,6 +96,10 @@ type Config struct {
 	CertificateArn    string
 	CertificateRegion string
 
+	// Connect is the Amazon Connect instance of the customer-authentication route, nil
+	// without one (then neither the route nor its permission exists).
+	Connect *ConnectInstance
+
 	// ProviderName is the name of the OAuth2 credential provider: the one NewProvider creates,
 	// or the existing one named by credentialProviderName.
 	ProviderName string
@@ -120,6 +129,18 @@ type OIDCConfig struct {
 	// Scopes are the scopes asked for at sign-in, space separated (default
 	// contract.DefaultOIDCScopes); they always include openid.
 	Scopes string
+}
+
+// ConnectInstance is the Amazon Connect instance the callback forwards Cognito's redirects to
+// (UpdateParticipantAuthentication).
+type ConnectInstance struct {
+	// ID is the instance id (a UUID), the last part of its ARN.
+	ID string
+	// ARN is the instance's ARN when connectInstanceArn gave it; "" for connectInstanceId,
+	// whose ARN the stack builds in its own partition, Region and account.
+	ARN string
+	// Partition, Region and Account are the ARN's; "" for connectInstanceId.
+	Partition, Region, Account string
 }
 
 // OIDCBinding reports whether the binding mode signs the browser in at the application's
@@ -203,6 +224,10 @@ var (
 	clientIDRE = regexp.MustCompile(`^[\x21-\x7E]{1,256}$`)
 	// An ACM certificate ARN; group 1 is its Region.
 	certificateArnRE = regexp.MustCompile(`^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$`)
+	// An Amazon Connect instance id (a UUID, as the console and the APIs print it) and an
+	// instance ARN (groups: partition, Region, account, id).
+	connectInstanceIDRE  = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	connectInstanceArnRE = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov):connect:([a-z]{2}(?:-[a-z]+)+-\d{1,2}):(\d{12}):instance/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`)
 	// A DNS host name: at least two labels of letters, digits and inner hyphens, no wildcard.
 	domainNameRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
@@ -261,6 +286,7 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	}
 	errs = append(errs, loadOIDC(get, &c)...)
 	errs = append(errs, loadDomainAndUserToken(get, &c)...)
+	errs = append(errs, loadConnect(get, &c)...)
 
 	existing := strOr(get(CtxCredentialProviderName), "")
 	c.ProviderSecretArn = strOr(get(CtxCredentialProviderSecretArn), "")
@@ -471,6 +497,33 @@ func loadDomainAndUserToken(get func(key string) any, c *Config) []error {
 		}
 	}
 	return errs
+}
+
+// loadConnect reads connectInstanceArn or connectInstanceId into c.Connect.
+func loadConnect(get func(key string) any, c *Config) []error {
+	arn := strings.TrimSpace(strOr(get(CtxConnectInstanceArn), ""))
+	id := strings.TrimSpace(strOr(get(CtxConnectInstanceID), ""))
+	switch {
+	case arn != "" && id != "":
+		return []error{fmt.Errorf("set either context %s or %s, not both: the ARN already names the instance id", CtxConnectInstanceArn, CtxConnectInstanceID)}
+	case arn != "":
+		m := connectInstanceArnRE.FindStringSubmatch(arn)
+		if m == nil {
+			return []error{fmt.Errorf("context %s %q is not an Amazon Connect instance ARN (arn:aws:connect:<region>:<account>:instance/<instance id>, "+
+				"as the Amazon Connect console shows it on the instance's overview)", CtxConnectInstanceArn, arn)}
+		}
+		c.Connect = &ConnectInstance{ARN: arn, Partition: m[1], Region: m[2], Account: m[3], ID: m[4]}
+	case id != "":
+		if strings.HasPrefix(id, "arn:") {
+			return []error{fmt.Errorf("context %s %q is an ARN: give it as %s instead", CtxConnectInstanceID, id, CtxConnectInstanceArn)}
+		}
+		if !connectInstanceIDRE.MatchString(id) {
+			return []error{fmt.Errorf("context %s %q is not an Amazon Connect instance id (a lower-case UUID such as 00fbeee1-123e-111e-93e3-11111bfbfcc1, "+
+				"the last part of the instance ARN); for an instance in another Region give %s", CtxConnectInstanceID, id, CtxConnectInstanceArn)}
+		}
+		c.Connect = &ConnectInstance{ID: id}
+	}
+	return nil
 }
 
 // checkIssuer accepts an OpenID Connect issuer: an https URL with a host and no query or

@@ -29,7 +29,8 @@ func addNagSuppressions(cf *ConsentFlow) {
 	// + OAuth state checked in constant time, one-time verification code, conditional writes).
 	suppress(cf.API, "AwsSolutions-APIG4",
 		"Public OAuth redirect endpoint: the browser arrives from the provider without credentials; the callback function authenticates each request by session id, OAuth state and the one-time verification code "+
-			"(with an oidc binding also the login callback route, where the application's OpenID Connect provider returns the browser after sign-in).")
+			"(with an oidc binding also the login callback route, where the application's OpenID Connect provider returns the browser after sign-in; "+
+			"with an Amazon Connect instance also the Connect route, where Cognito returns a customer: validated, forwarded to that instance at most once, Connect checks the state).")
 
 	xray := "Resource::* is for xray:PutTraceSegments and xray:PutTelemetryRecords only (active tracing), which have no resource-level permissions; every other statement names its resources."
 	suppress(cf.InitiateRole, "AwsSolutions-IAM5", xray, "Resource::*")

@@ -99,6 +99,13 @@ type ConsentFlow struct {
 	// provider (the callback URL's origin + contract.LoginCallbackPath); nil unless the binding
 	// mode is an oidc mode.
 	LoginRedirectURI *string
+	// ConnectRedirectURI is the redirect URI to configure in the Cognito app client of the
+	// Amazon Connect instance's customer authentication (the callback URL's origin +
+	// contract.ConnectCallbackPath); nil without a Connect instance.
+	ConnectRedirectURI *string
+	// ConnectInstanceARN is the ARN the callback may call UpdateParticipantAuthentication on;
+	// "" without a Connect instance.
+	ConnectInstanceARN string
 }
 
 // New defines the consentflow stack.
@@ -169,6 +176,10 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	cf.CallbackURL = jsii.String(origin + contract.CallbackPath)
 	if cfg.OIDCBinding() {
 		cf.LoginRedirectURI = jsii.String(origin + contract.LoginCallbackPath)
+	}
+	if cfg.Connect != nil {
+		cf.ConnectRedirectURI = jsii.String(origin + contract.ConnectCallbackPath)
+		cf.ConnectInstanceARN = connectInstanceARN(s, cfg.Connect)
 	}
 	accessLogs := logGroup("CallbackApiAccessLogs")
 	stage := cf.API.DefaultStage().Node().DefaultChild().(awsapigatewayv2.CfnStage)
@@ -244,6 +255,14 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 			Integration: integration,
 		})
 	}
+	if cfg.Connect != nil {
+		// Cognito's redirect after a Connect customer's sign-in: GET only.
+		cf.API.AddRoutes(&awsapigatewayv2.AddRoutesOptions{
+			Path:        jsii.String(contract.ConnectCallbackPath),
+			Methods:     &[]awsapigatewayv2.HttpMethod{awsapigatewayv2.HttpMethod_GET},
+			Integration: integration,
+		})
+	}
 
 	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, logGroup("AuthorizeUserLogs"))
 
@@ -264,6 +283,10 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	if cf.LoginRedirectURI != nil {
 		out("LoginRedirectUri", *cf.LoginRedirectURI,
 			"Register this as a redirect URI of consentflow's client at your OpenID Connect provider (sign-in binding)")
+	}
+	if cf.ConnectRedirectURI != nil {
+		out("ConnectRedirectUri", *cf.ConnectRedirectURI,
+			"Add this as an allowed callback URL of the Cognito app client your Amazon Connect instance uses for customer authentication")
 	}
 	if cf.Domain != nil {
 		out("CustomDomainTarget", *cf.Domain.RegionalDomainName(),
@@ -334,6 +357,24 @@ func newARNs(s awscdk.Stack, cfg Config) arnSet {
 		})
 	}
 	return a
+}
+
+// connectInstanceARN is the instance's ARN as given (connectInstanceArn), or built from its id
+// in the stack's partition, Region and account (connectInstanceId). A given ARN in another
+// account than a stack with a known account is refused: Amazon Connect has no resource-based
+// policies, so a role of one account cannot be allowed to call another account's instance.
+func connectInstanceARN(s awscdk.Stack, c *ConnectInstance) string {
+	if c.ARN == "" {
+		return *s.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("connect"), Resource: jsii.String("instance"), ResourceName: jsii.String(c.ID),
+			ArnFormat: awscdk.ArnFormat_SLASH_RESOURCE_NAME,
+		})
+	}
+	if a := s.Account(); !*awscdk.Token_IsUnresolved(a) && *a != c.Account {
+		panic(fmt.Errorf("context %s is in account %s but the stack deploys to account %s: the callback's role can only be allowed to call "+
+			"UpdateParticipantAuthentication on an instance of its own account; deploy the stack there", CtxConnectInstanceArn, c.Account, *a))
+	}
+	return c.ARN
 }
 
 // secretARN is the ARN an IAM policy names for a secret given by name or ARN: an ARN as given,
@@ -421,6 +462,11 @@ func callbackEnv(cfg Config, cf *ConsentFlow) map[string]string {
 	}
 	if cfg.ExternalSessions {
 		env[contract.EnvExternalSessions] = "true"
+	}
+	if c := cfg.Connect; c != nil {
+		env[contract.EnvConnectInstanceID] = c.ID
+		// The instance's Region when its ARN names one (it may differ from the stack's).
+		setIf(env, contract.EnvConnectRegion, c.Region)
 	}
 	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
 	setIf(env, contract.EnvUserTokenAudience, cfg.UserTokenAudience)
@@ -559,6 +605,12 @@ func grantCallback(role awsiam.Role, cf *ConsentFlow, a arnSet) {
 	role.AddToPolicy(providerSecretStatement(cf, a))
 	role.AddToPolicy(statement("SessionsTable", []string{"dynamodb:GetItem", "dynamodb:UpdateItem"}, *cf.Table.TableArn()))
 	role.AddToPolicy(statement("TaskResponse", callbackTaskActions, a.stateMachine))
+	if cf.ConnectInstanceARN != "" {
+		// Amazon Connect customer authentication: UpdateParticipantAuthentication authorizes on
+		// the instance (resource type instance*, Service Authorization Reference), exactly this
+		// one. The redirect records use the table's GetItem/UpdateItem granted above.
+		role.AddToPolicy(statement("ConnectParticipantAuthentication", []string{"connect:UpdateParticipantAuthentication"}, cf.ConnectInstanceARN))
+	}
 	if a.oidcClientSecret != "" {
 		// The client secret of consentflow's client at the application's OpenID Connect
 		// provider (sign-in binding): exactly that secret.

@@ -51,6 +51,11 @@ var (
 	// oidcCode: binding mode oidc+code, the client secret by ARN, a custom domain, and a stack
 	// in us-east-1 (the certificate's Region, checked at synthesis).
 	oidcCode synthesized
+	// connectArn: an Amazon Connect instance by ARN, in another Region than the stack's
+	// (environment-agnostic stack); connectID: an instance by id, binding mode oidc, a stack
+	// with a known account and Region (connect_test.go); connectOtherAccount: an ARN of another
+	// account than the stack's, which must fail to synthesize.
+	connectArn, connectID, connectOtherAccount synthesized
 	// jwtNoDomain is JWT-cookie binding without a custom domain; certElsewhere a stack in
 	// eu-west-1 with a us-east-1 certificate. Both must fail to synthesize.
 	jwtNoDomain, certElsewhere synthesized
@@ -127,7 +132,8 @@ const oidcSecretARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cons
 
 // variants are the stacks that synthesize, by name.
 func variants() map[string]*synthesized {
-	return map[string]*synthesized{"main": &main, "alt": &alt, "oidcFull": &oidcFull, "oidcPublic": &oidcPublic, "oidcCode": &oidcCode}
+	return map[string]*synthesized{"main": &main, "alt": &alt, "oidcFull": &oidcFull, "oidcPublic": &oidcPublic, "oidcCode": &oidcCode,
+		"connectArn": &connectArn, "connectID": &connectID}
 }
 
 func TestMain(m *testing.M) {
@@ -157,10 +163,14 @@ func TestMain(m *testing.M) {
 		oidcFull = synth(merge(base, oidcFullContext), code, nil)
 		oidcPublic = synth(merge(base, oidcPublicContext), code, nil)
 		oidcCode = synth(merge(base, oidcCodeContext), code, &awscdk.Environment{Region: jsii.String("us-east-1")})
+		connectArn = synth(merge(base, connectArnContext), code, nil)
+		connectID = synth(merge(base, connectIDContext), code, &awscdk.Environment{Account: jsii.String(connectStackAccount), Region: jsii.String("eu-central-1")})
+		connectOtherAccount = synth(merge(base, connectArnContext), code, &awscdk.Environment{Account: jsii.String(connectStackAccount), Region: jsii.String("eu-west-2")})
 		jwtNoDomain = synth(merge(base, jwtNoDomainContext), code, nil)
 		certElsewhere = synth(merge(base, certElsewhereContext), code, &awscdk.Environment{Region: jsii.String("eu-west-1")})
 		canaryErr = synthCanary()
-		for _, s := range []*synthesized{&main, &alt, &oidcFull, &oidcPublic, &oidcCode, &jwtNoDomain, &certElsewhere} {
+		for _, s := range []*synthesized{&main, &alt, &oidcFull, &oidcPublic, &oidcCode, &jwtNoDomain, &certElsewhere,
+			&connectArn, &connectID, &connectOtherAccount} {
 			defer os.RemoveAll(s.outdir)
 		}
 		return m.Run()

@@ -23,13 +23,14 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 		mustNot []string
 	}{
 		{
-			fn:      "initiate",
-			must:    []string{mod + "internal/invoke", "github.com/aws/aws-sdk-go-v2/service/eventbridge"},
-			mustNot: []string{mod + "internal/web", mod + "internal/app/callback", "html/template"},
+			fn:   "initiate",
+			must: []string{mod + "internal/invoke", "github.com/aws/aws-sdk-go-v2/service/eventbridge"},
+			mustNot: []string{mod + "internal/web", mod + "internal/app/callback", "html/template",
+				mod + "internal/adapters/connect", "github.com/aws/aws-sdk-go-v2/service/connect"},
 		},
 		{
 			fn:   "callback",
-			must: []string{mod + "internal/web"},
+			must: []string{mod + "internal/web", mod + "internal/adapters/connect"},
 			mustNot: []string{mod + "internal/invoke", mod + "internal/adapters/eventbus", mod + "internal/app/initiate",
 				"github.com/aws/aws-sdk-go-v2/service/eventbridge"},
 		},

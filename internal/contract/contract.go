@@ -62,6 +62,17 @@ const (
 	// it did not start (agents in AgentCore Runtime, Gateway targets) with
 	// a strong binding (oidc) (callback).
 	EnvExternalSessions = "EXTERNAL_SESSIONS"
+
+	// EnvConnectInstanceID is the Amazon Connect instance whose chats
+	// authenticate customers through consentflow (callback). When set, the
+	// callback serves ConnectCallbackPath and forwards each Cognito redirect
+	// to that instance with UpdateParticipantAuthentication; unset, the
+	// route does not exist. The instance id, not its ARN (1-100 characters,
+	// the model's InstanceId).
+	EnvConnectInstanceID = "CONNECT_INSTANCE_ID"
+	// EnvConnectRegion is the Region of that instance (callback; default:
+	// the function's own Region).
+	EnvConnectRegion = "CONNECT_REGION"
 )
 
 // Defaults for optional settings.
@@ -171,6 +182,14 @@ const CallbackPath = "/oauth2/callback"
 // callback URL's origin + this path) is the redirect URI to register at
 // the provider.
 const LoginCallbackPath = "/oauth2/login/callback"
+
+// ConnectCallbackPath is the route Amazon Cognito redirects a customer's
+// browser to after the sign-in of an Amazon Connect chat's "Authenticate
+// Customer" block (GET, with code and state, or error and
+// error_description). Its URL (the callback URL's origin + this path) is
+// the redirect URI to configure in the Cognito app client. It exists only
+// when EnvConnectInstanceID is set.
+const ConnectCallbackPath = "/connect/callback"
 
 // LoginCookie prefixes the cookies that bind sign-ins to the browser that
 // started them (Secure, HttpOnly, SameSite=Lax, Path=/): one cookie per

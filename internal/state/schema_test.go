@@ -11,7 +11,7 @@ import (
 // Struct tags cannot name constants: check that the items' key and TTL
 // attributes are the ones the CDK stack creates (package contract).
 func TestItemTagsFollowContract(t *testing.T) {
-	for _, v := range []any{item{}, taskItem{}, loginItem{}} {
+	for _, v := range []any{item{}, taskItem{}, loginItem{}, connectItem{}} {
 		typ := reflect.TypeOf(v)
 		for field, want := range map[string]string{"PK": contract.AttrPK, "TTL": contract.AttrTTL} {
 			f, ok := typ.FieldByName(field)

@@ -50,6 +50,12 @@
 //	round N, createdAt N, expiresAt N, usedAt N, followedAt N (epoch ms),
 //	ttl N (expiresAt + 1 hour)
 //
+// Amazon Connect redirect item (connectauth.Store; see connect.go), pk =
+// "connect#" + hex SHA-256(state):
+//
+//	pk S, kind S "connect", status S, claimedAt N, finishedAt N (epoch ms),
+//	ttl N (last claim + 24 hours)
+//
 // Times are stored with millisecond precision: the records this store
 // returns carry UTC times truncated to the millisecond.
 //

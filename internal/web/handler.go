@@ -45,6 +45,9 @@ type Handler struct {
 	// redirected to (the sign-in provider's; "" when unknown).
 	FormAction func(ctx context.Context) string
 	Log        *slog.Logger
+	// Connect, when set, serves the Amazon Connect customer-authentication
+	// route (contract.ConnectCallbackPath); nil, the route does not exist.
+	Connect *ConnectHandler
 }
 
 // Handle is the Lambda handler. It never returns an error: every outcome,
@@ -66,6 +69,9 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	if strings.HasSuffix(path, contract.LoginCallbackPath) {
 		return h.login(ctx, req)
+	}
+	if h.Connect != nil && strings.HasSuffix(path, contract.ConnectCallbackPath) {
+		return h.Connect.handle(ctx, req)
 	}
 	method := req.RequestContext.HTTP.Method
 	switch method {

@@ -1,7 +1,8 @@
 // Package callback wires the callback function: it reads its configuration
 // (environment variables named in internal/contract), builds the AWS clients
-// and adapters it uses (AgentCore Identity, DynamoDB, Step Functions; never
-// EventBridge) and returns its driving adapter, an internal/web Handler.
+// and adapters it uses (AgentCore Identity, DynamoDB, Step Functions, and
+// Amazon Connect when its route is configured; never EventBridge) and
+// returns its driving adapter, an internal/web Handler.
 // functions/callback only calls FromEnvironment and starts the runtime.
 package callback
 
@@ -12,20 +13,24 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
+	awsconnect "github.com/aws/aws-sdk-go-v2/service/connect"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/consentflow/consentflow/internal/adapters/agentcore"
 	"github.com/consentflow/consentflow/internal/adapters/awsconf"
+	connectadapter "github.com/consentflow/consentflow/internal/adapters/connect"
 	"github.com/consentflow/consentflow/internal/adapters/oidc"
 	"github.com/consentflow/consentflow/internal/adapters/stepfunctions"
 	"github.com/consentflow/consentflow/internal/app"
+	"github.com/consentflow/consentflow/internal/connectauth"
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/state"
@@ -43,6 +48,9 @@ type Clients struct {
 	// HTTP makes the requests to OpenID Connect providers (nil: a client
 	// with oidc.DefaultTimeout).
 	HTTP *http.Client
+	// Connect calls Amazon Connect's UpdateParticipantAuthentication (only
+	// when contract.EnvConnectInstanceID is set).
+	Connect connectadapter.API
 }
 
 // SecretsAPI is the Secrets Manager call the callback makes.
@@ -58,6 +66,7 @@ func ClientsFromConfig(cfg aws.Config) Clients {
 		DynamoDB:  dynamodb.NewFromConfig(cfg),
 		SFN:       sfn.NewFromConfig(cfg),
 		Secrets:   secretsmanager.NewFromConfig(cfg),
+		Connect:   awsconnect.NewFromConfig(cfg),
 	}
 }
 
@@ -123,7 +132,43 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 		return nil, fmt.Errorf("configuration: %w (%s / %s / %s)", err, contract.EnvBindingMode, contract.EnvWorkloadName, contract.EnvReturnURL)
 	}
 	h.Domain = cb
+	if h.Connect, err = connectRoute(cl, get, store, o, log); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// regionRE is an AWS Region name (us-east-1, eu-central-2, us-gov-west-1).
+var regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
+
+// connectRoute is the Amazon Connect customer-authentication route when
+// contract.EnvConnectInstanceID is set, nil otherwise.
+func connectRoute(cl Clients, get app.Getenv, store *state.Store, o app.Options, log *slog.Logger) (*web.ConnectHandler, error) {
+	id := get(contract.EnvConnectInstanceID)
+	region := get(contract.EnvConnectRegion)
+	switch {
+	case id == "" && region != "":
+		return nil, fmt.Errorf("configuration: %s applies only with %s", contract.EnvConnectRegion, contract.EnvConnectInstanceID)
+	case id == "":
+		return nil, nil
+	case !connectauth.ValidInstanceID(id) || strings.ContainsAny(id, ":/"):
+		return nil, fmt.Errorf("configuration: %s must be the Amazon Connect instance id (1-100 printable characters without spaces, "+
+			"the last part of the instance ARN), not the ARN or a name", contract.EnvConnectInstanceID)
+	case region != "" && !regionRE.MatchString(region):
+		return nil, fmt.Errorf("configuration: %s %q is not a Region name such as eu-west-2", contract.EnvConnectRegion, region)
+	case cl.Connect == nil:
+		return nil, fmt.Errorf("configuration: %s is set but no Amazon Connect client was given", contract.EnvConnectInstanceID)
+	}
+	svc, err := connectauth.New(connectauth.Config{InstanceID: id}, connectauth.Deps{
+		Connect: connectadapter.Participants{API: cl.Connect, Region: region},
+		Store:   store,
+		Clock:   connectauth.Clock(o.Clock),
+		Log:     log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w (%s)", err, contract.EnvConnectInstanceID)
+	}
+	return &web.ConnectHandler{Domain: svc, Log: log}, nil
 }
 
 // prompts are the OpenID Connect prompt values a first sign-in may use.

@@ -65,3 +65,42 @@ func TestNewConfigurationErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectRoute(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	h, err := callback.New(clients(), env("", nil), log)
+	if err != nil || h.Connect != nil {
+		t.Fatalf("without %s: Connect = %v, %v", contract.EnvConnectInstanceID, h.Connect, err)
+	}
+	id := "00fbeee1-123e-111e-93e3-11111bfbfcc1"
+	for _, set := range []map[string]string{
+		{contract.EnvConnectInstanceID: id},
+		{contract.EnvConnectInstanceID: id, contract.EnvConnectRegion: "eu-west-2"},
+	} {
+		h, err = callback.New(clients(), env("", set), log)
+		if err != nil || h.Connect == nil || h.Connect.Domain == nil || h.Connect.Log != log {
+			t.Fatalf("%v: Connect = %+v, %v", set, h, err)
+		}
+	}
+	for name, c := range map[string]struct {
+		set    map[string]string
+		noConn bool
+		naming string
+	}{
+		"an ARN":           {set: map[string]string{contract.EnvConnectInstanceID: "arn:aws:connect:us-east-1:123456789012:instance/" + id}, naming: contract.EnvConnectInstanceID},
+		"a space":          {set: map[string]string{contract.EnvConnectInstanceID: "my instance"}, naming: contract.EnvConnectInstanceID},
+		"too long":         {set: map[string]string{contract.EnvConnectInstanceID: strings.Repeat("a", 101)}, naming: contract.EnvConnectInstanceID},
+		"region alone":     {set: map[string]string{contract.EnvConnectRegion: "eu-west-2"}, naming: contract.EnvConnectRegion},
+		"bad region":       {set: map[string]string{contract.EnvConnectInstanceID: id, contract.EnvConnectRegion: "Frankfurt"}, naming: contract.EnvConnectRegion},
+		"no client for it": {set: map[string]string{contract.EnvConnectInstanceID: id}, noConn: true, naming: contract.EnvConnectInstanceID},
+	} {
+		cl := clients()
+		if c.noConn {
+			cl.Connect = nil
+		}
+		h, err := callback.New(cl, env("", c.set), log)
+		if err == nil || h != nil || !strings.Contains(err.Error(), c.naming) || !strings.HasPrefix(err.Error(), "configuration: ") {
+			t.Errorf("%s: New = %v, %v; want a configuration error naming %s", name, h, err, c.naming)
+		}
+	}
+}

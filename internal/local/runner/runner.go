@@ -2,8 +2,9 @@
 // local demo and the end-to-end tests: DynamoDB Local (table created as the
 // CDK stack does), the AgentCore Identity emulator, the Step Functions and
 // EventBridge stand-ins, and the callback function behind an API Gateway
-// HTTP API stand-in. The production handlers run unchanged; only the
-// endpoints differ.
+// HTTP API stand-in; optionally (Options.Connect) the Amazon Connect
+// stand-in and the callback's Connect route. The production handlers run
+// unchanged; only the endpoints differ.
 package runner
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
+	awsconnect "github.com/aws/aws-sdk-go-v2/service/connect"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -33,6 +35,7 @@ import (
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/apigw"
+	"github.com/consentflow/consentflow/internal/local/connectlocal"
 	"github.com/consentflow/consentflow/internal/local/dynamolocal"
 	"github.com/consentflow/consentflow/internal/local/emulator"
 	"github.com/consentflow/consentflow/internal/local/eventslocal"
@@ -54,6 +57,9 @@ const (
 	// AppAudience is the audience of the application's own user JWTs
 	// (JWT-cookie binding; mint them with Emulator.MintIDToken).
 	AppAudience = "consentflow-app"
+	// ConnectInstanceID is the Amazon Connect instance the Connect
+	// stand-in knows (Options.Connect).
+	ConnectInstanceID = "00fbeee1-123e-111e-93e3-11111bfbfcc1"
 )
 
 // localStoreCallTimeout bounds each DynamoDB Local call of the local
@@ -98,6 +104,10 @@ type Options struct {
 	// stream's records to a resumer itself (e.g. a built resumer binary)
 	// without the poller delivering the outbox first.
 	NoStreamPoller bool
+	// Connect starts the Amazon Connect stand-in (internal/local/connectlocal,
+	// instance ConnectInstanceID) and configures the callback's Connect
+	// route (contract.ConnectCallbackPath) against it. Off by default.
+	Connect bool
 }
 
 // Stack is a running local system.
@@ -113,7 +123,14 @@ type Stack struct {
 	CallbackURL string
 	// LoginCallbackURL is the sign-in provider's redirect URI.
 	LoginCallbackURL string
-	Table            string
+	// ConnectCallbackURL is the redirect URI of the Connect route (the one
+	// a Cognito app client would redirect to); set with Options.Connect.
+	ConnectCallbackURL string
+	// Connect is the Amazon Connect stand-in and ConnectURL its endpoint;
+	// nil and "" without Options.Connect.
+	Connect    *connectlocal.Server
+	ConnectURL string
+	Table      string
 	// Env is the functions' environment for child processes (the built
 	// bootstrap binaries): endpoints, region, dummy credentials, config.
 	Env map[string]string
@@ -141,6 +158,8 @@ type Clients struct {
 	SFN       *sfn.Client
 	Events    *eventbridge.Client
 	Streams   *dynamodbstreams.Client
+	// Connect reaches the Connect stand-in (nil without Options.Connect).
+	Connect *awsconnect.Client
 }
 
 // Clock is a settable clock shared by the emulator and the handlers.
@@ -243,6 +262,15 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	if o.Connect {
+		s.Connect = connectlocal.New(connectlocal.Config{InstanceID: ConnectInstanceID, Clock: s.clock.Now})
+		if s.ConnectURL, err = s.serve(s.Connect.Handler(), nil); err != nil {
+			cbLn.Close()
+			return nil, err
+		}
+		s.ConnectCallbackURL = "http://" + cbLn.Addr().String() + contract.ConnectCallbackPath
+	}
+
 	s.Clients = s.clients(o.DynamoDBEndpoint)
 	// DynamoDB Local keeps one database per access key and region: create
 	// the table with the credentials the functions use.
@@ -278,6 +306,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.ExternalSessions {
 		s.Env[contract.EnvExternalSessions] = "true"
 	}
+	if o.Connect {
+		s.Env["AWS_ENDPOINT_URL_CONNECT"] = s.ConnectURL
+		s.Env[contract.EnvConnectInstanceID] = ConnectInstanceID
+	}
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{
 		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN, Events: s.Clients.Events,
@@ -287,23 +319,26 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.Initiate = in.Handle
-	cb, err := callback.New(callback.Clients{
-		AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN,
-	}, get, o.Log, app.WithClock(s.clock.Now), app.WithCompleteTimeout(o.CompleteTimeout),
+	cbClients := callback.Clients{AgentCore: s.Clients.AgentCore, DynamoDB: s.Clients.DynamoDB, SFN: s.Clients.SFN}
+	if s.Clients.Connect != nil {
+		cbClients.Connect = s.Clients.Connect
+	}
+	cb, err := callback.New(cbClients, get, o.Log, app.WithClock(s.clock.Now), app.WithCompleteTimeout(o.CompleteTimeout),
 		app.WithStoreCallTimeout(localStoreCallTimeout))
 	if err != nil {
 		cbLn.Close()
 		return nil, err
 	}
-	gw, err := apigw.New(apigw.Config{
-		Routes: []apigw.Route{
-			{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
-			{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
-			{Key: "GET " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
-			{Key: "POST " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
-		},
-		Region: Region,
-	})
+	routes := []apigw.Route{
+		{Key: "GET " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
+		{Key: "POST " + contract.CallbackPath, Handler: apigw.Handler(cb.Handle)},
+		{Key: "GET " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
+		{Key: "POST " + contract.LoginCallbackPath, Handler: apigw.Handler(cb.Handle)},
+	}
+	if o.Connect {
+		routes = append(routes, apigw.Route{Key: "GET " + contract.ConnectCallbackPath, Handler: apigw.Handler(cb.Handle)})
+	}
+	gw, err := apigw.New(apigw.Config{Routes: routes, Region: Region})
 	if err != nil {
 		cbLn.Close()
 		return nil, err
@@ -355,7 +390,12 @@ func (s *Stack) clients(dynamoOverride string) Clients {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
 		Retryer:     func() aws.Retryer { return retry.NewStandard() },
 	}
+	var conn *awsconnect.Client
+	if s.ConnectURL != "" {
+		conn = awsconnect.NewFromConfig(cfg, func(o *awsconnect.Options) { o.BaseEndpoint = aws.String(s.ConnectURL) })
+	}
 	return Clients{
+		Connect:   conn,
 		AgentCore: bedrockagentcore.NewFromConfig(cfg, func(o *bedrockagentcore.Options) { o.BaseEndpoint = aws.String(s.EmulatorURL) }),
 		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 			o.BaseEndpoint = aws.String(dynamoEndpoint(s.DynamoDB, dynamoOverride))
