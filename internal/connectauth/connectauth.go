@@ -176,7 +176,12 @@ func (s *Service) Return(ctx context.Context, p Params) Outcome {
 	case errors.Is(err, ErrRefused):
 		o, status = Outcome{Kind: KindRefused, Cause: code(err)}, StatusRefused
 	default: // ErrDenied, or an error outside the port's contract
-		o, status = Outcome{Kind: KindFailed, Cause: code(err)}, StatusFailed
+		// Our side is misconfigured (IAM, Region, instance): Connect did
+		// not use the state, so the claim is given back and a reload after
+		// the fix forwards the sign-in.
+		s.d.Log.ErrorContext(ctx, "Connect redirect: Connect refused consentflow's call; check the callback role and the instance", "cause", code(err))
+		s.release(ctx, key, claimedAt)
+		return Outcome{Kind: KindFailed, Cause: code(err)}
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()

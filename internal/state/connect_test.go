@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,8 +43,11 @@ func TestConnectRedirectLifecycle(t *testing.T) {
 	if k := item["kind"].(*types.AttributeValueMemberS).Value; k != "connect" {
 		t.Errorf("kind %q", k)
 	}
-	if ttl := item[contract.AttrTTL].(*types.AttributeValueMemberN).Value; ttl == "" || !strings.HasPrefix(ttl, "1") {
-		t.Errorf("ttl %q", ttl)
+	// Epoch seconds (not milliseconds: DynamoDB would never expire it), a
+	// day after the claim.
+	if ttl, err := strconv.ParseInt(item[contract.AttrTTL].(*types.AttributeValueMemberN).Value, 10, 64); err != nil ||
+		ttl < base.Add(24*time.Hour).Unix() || ttl > base.Add(24*time.Hour).Unix()+2 {
+		t.Errorf("ttl %d (%v), want %d", ttl, err, base.Add(24*time.Hour).Unix())
 	}
 	for name, v := range item {
 		if s, ok := v.(*types.AttributeValueMemberS); ok && strings.Contains(s.Value, "connect-state-1") {

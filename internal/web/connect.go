@@ -78,7 +78,8 @@ func connectResponse(o connectauth.Outcome, msg string) events.APIGatewayV2HTTPR
 	if !ok {
 		sp = connectSpecs[connectauth.KindFailed]
 	}
-	v := view{Title: sp.heading, Kind: sp.kind, Heading: sp.heading, Message: sp.message, Next: sp.next, O: &flow.Outcome{}}
+	// no-referrer: the page's URL carries the code and state, and it has no form.
+	v := view{Title: sp.heading, Kind: sp.kind, Heading: sp.heading, Message: sp.message, Next: sp.next, O: &flow.Outcome{}, Referrer: referrerNoForm}
 	if msg != "" {
 		v.Message = msg
 	}
@@ -96,7 +97,7 @@ func connectResponse(o connectauth.Outcome, msg string) events.APIGatewayV2HTTPR
 			"Content-Type":            "text/html; charset=utf-8",
 			"Cache-Control":           "no-store",
 			"Pragma":                  "no-cache",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         referrerNoForm,
 			"X-Content-Type-Options":  "nosniff",
 			"X-Frame-Options":         "DENY",
 			"Content-Security-Policy": connectCSP,

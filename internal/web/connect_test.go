@@ -86,6 +86,11 @@ func TestConnectPages(t *testing.T) {
 			delete(got, "Content-Security-Policy")
 			want := maps.Clone(base)
 			delete(want, "Content-Security-Policy")
+			// No form, and a URL with the code and state: no referrer at all.
+			want["Referrer-Policy"] = "no-referrer"
+			if !strings.Contains(resp.Body, `<meta name="referrer" content="no-referrer">`) {
+				t.Error("the page's referrer meta does not say no-referrer")
+			}
 			if !maps.Equal(got, want) {
 				t.Errorf("headers %v, want the callback pages' %v", got, want)
 			}
@@ -136,6 +141,15 @@ func TestConnectRouting(t *testing.T) {
 	if cb := h.Domain.(*recorder); len(cb.calls) != 1 || cb.calls[0] != "View" {
 		t.Fatalf("callback domain calls %v", cb.calls)
 	}
+	// With a Connect handler, the callback's and the sign-in's routes never
+	// reach it.
+	for _, path := range []string{contract.CallbackPath, contract.LoginCallbackPath, "/connect/callback/x", "/oauth2/callback/connect"} {
+		h, r, _ := newConnectHandler(connectauth.Outcome{Kind: connectauth.KindDone})
+		h.Handle(context.Background(), connectEvent("GET", path, "state=s&code=c"))
+		if len(r.calls) != 0 {
+			t.Errorf("%s reached the Connect handler", path)
+		}
+	}
 }
 
 func TestConnectRefusesBeforeTheDomain(t *testing.T) {
@@ -143,15 +157,15 @@ func TestConnectRefusesBeforeTheDomain(t *testing.T) {
 		method, query string
 		status        int
 	}{
-		"POST":               {"POST", "state=s&code=c", http.StatusMethodNotAllowed},
-		"HEAD":               {"HEAD", "state=s&code=c", http.StatusMethodNotAllowed},
-		"duplicated state":   {"GET", "state=s&state=t&code=c", http.StatusBadRequest},
-		"duplicated code":    {"GET", "state=s&code=c&code=d", http.StatusBadRequest},
-		"duplicated error":   {"GET", "state=s&error=a&error=b", http.StatusBadRequest},
-		"unparseable":        {"GET", "state=%zz&code=c", http.StatusBadRequest},
-		"semicolon":          {"GET", "state=s;code=c", http.StatusBadRequest},
-		"duplicated desc":    {"GET", "state=s&error=a&error_description=x&error_description=y", http.StatusBadRequest},
-		"duplicated in case": {"GET", "state=s&code=c&code=c", http.StatusBadRequest},
+		"POST":                   {"POST", "state=s&code=c", http.StatusMethodNotAllowed},
+		"HEAD":                   {"HEAD", "state=s&code=c", http.StatusMethodNotAllowed},
+		"duplicated state":       {"GET", "state=s&state=t&code=c", http.StatusBadRequest},
+		"duplicated code":        {"GET", "state=s&code=c&code=d", http.StatusBadRequest},
+		"duplicated error":       {"GET", "state=s&error=a&error=b", http.StatusBadRequest},
+		"unparseable":            {"GET", "state=%zz&code=c", http.StatusBadRequest},
+		"semicolon":              {"GET", "state=s;code=c", http.StatusBadRequest},
+		"duplicated desc":        {"GET", "state=s&error=a&error_description=x&error_description=y", http.StatusBadRequest},
+		"duplicated, same value": {"GET", "state=s&code=c&code=c", http.StatusBadRequest},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h, r, logs := newConnectHandler(connectauth.Outcome{Kind: connectauth.KindDone})

@@ -303,7 +303,7 @@ func htmlPage(status int, o *flow.Outcome, msg string) events.APIGatewayV2HTTPRe
 			"Content-Type":            "text/html; charset=utf-8",
 			"Cache-Control":           "no-store",
 			"Pragma":                  "no-cache",
-			"Referrer-Policy":         "same-origin",
+			"Referrer-Policy":         referrerPages,
 			"X-Content-Type-Options":  "nosniff",
 			"X-Frame-Options":         "DENY",
 			"Content-Security-Policy": csp,

@@ -72,7 +72,19 @@ type view struct {
 	// another sign-in for the same session.
 	SignInAgain string
 	Error       string
+	// Referrer is the page's referrer policy (its meta element and its
+	// Referrer-Policy header agree).
+	Referrer string
 }
+
+// Referrer policies. The callback and sign-in pages use same-origin, so
+// that their own forms carry their Origin (crossSite) while no other site
+// ever sees their URL (with its state or code); pages without forms use
+// no-referrer.
+const (
+	referrerPages  = "same-origin"
+	referrerNoForm = "no-referrer"
+)
 
 // render builds a page for o; message, when not empty, replaces the
 // Kind's default message. templ escapes every value; no error text or
@@ -84,7 +96,7 @@ func render(o *flow.Outcome, message string) (int, string) {
 	}
 	v := view{
 		Title: sp.heading, Kind: sp.kind, Heading: sp.heading,
-		Message: sp.message, Next: sp.next, O: o,
+		Message: sp.message, Next: sp.next, O: o, Referrer: referrerPages,
 	}
 	if message != "" {
 		v.Message = message

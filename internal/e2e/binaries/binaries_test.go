@@ -438,6 +438,17 @@ func outcomeOf(body string) string {
 // security headers; it returns the page.
 func checkPage(t testing.TB, r lambdaruntime.Response) string {
 	t.Helper()
+	return checkPageWith(t, r, "same-origin")
+}
+
+// connectPage is checkPage for the Connect route's pages.
+func connectPage(t testing.TB, r lambdaruntime.Response) string {
+	t.Helper()
+	return checkPageWith(t, r, "no-referrer")
+}
+
+func checkPageWith(t testing.TB, r lambdaruntime.Response, referrer string) string {
+	t.Helper()
 	if r.Error != nil {
 		t.Fatalf("callback reported an error: %+v", r.Error)
 	}
@@ -456,7 +467,9 @@ func checkPage(t testing.TB, r lambdaruntime.Response) string {
 		"Cache-Control":          "no-store",
 		"X-Content-Type-Options": "nosniff",
 		"X-Frame-Options":        "DENY",
-		"Referrer-Policy":        "same-origin",
+		// same-origin on the callback's pages (their forms carry their
+		// origin), no-referrer on the Connect pages (connectPage).
+		"Referrer-Policy": referrer,
 	}
 	for k, v := range want {
 		if got := resp.Headers[k]; got != v {

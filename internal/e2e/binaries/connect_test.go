@@ -40,7 +40,7 @@ func TestConnectRoute(t *testing.T) {
 	req.RawQueryString = url.Values{"code": {code}, "state": {state}}.Encode()
 	req.QueryStringParameters = map[string]string{"code": code, "state": state}
 
-	if got := outcomeOf(checkPage(t, cb.invoke(t, mustJSON(t, req)))); got != "ok: Sign-in received" {
+	if got := outcomeOf(connectPage(t, cb.invoke(t, mustJSON(t, req)))); got != "ok: Sign-in received" {
 		t.Fatalf("page %q\noutput:\n%s", got, cb.proc.Output())
 	}
 	a, _ := s.Connect.Authentication(state)
@@ -51,7 +51,7 @@ func TestConnectRoute(t *testing.T) {
 	if len(calls) != 1 || calls[0].InstanceID != runner.ConnectInstanceID {
 		t.Fatalf("calls %+v", calls)
 	}
-	if got := outcomeOf(checkPage(t, cb.invoke(t, mustJSON(t, req)))); got != "ok: Already passed on" || len(s.Connect.Calls()) != 1 {
+	if got := outcomeOf(connectPage(t, cb.invoke(t, mustJSON(t, req)))); got != "ok: Already passed on" || len(s.Connect.Calls()) != 1 {
 		t.Fatalf("replay: page %q, %d calls", got, len(s.Connect.Calls()))
 	}
 	cb.alive(t)
