@@ -179,6 +179,10 @@ func FuzzParseRequest(f *testing.F) {
 		`{"userId":"u","provider":"p","scopes":["s"],"context":[{"a":1}]}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"context":{"a":"\ud800"},"Context":{}}`,
 		`{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"context": { "a" : 1 } }}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeArn":"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent_1-a1B2c3D4e5","qualifier":"DEFAULT","payload":{"prompt":"<go on>"}}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeId":"agent_1-a1B2c3D4e5","accountId":"123456789012","runtimeSessionId":"secret-session-id-0000000000000000000","payload":"x"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"AgentRuntimeArn":"x","payload":null,"extra":"secret-extra"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":null}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))
