@@ -15,7 +15,7 @@ func TestNew(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	for v, ok := range map[string]bool{
 		"": false, " , ": false, "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*": false,
-		"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-0123456789": true,
+		"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-0123456789":                                                                       true,
 		"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-0123456789,arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/b-0123456789": true,
 	} {
 		h, err := continuation.New(api, env(map[string]string{contract.EnvAgentRuntimeARNs: v, "AWS_REGION": "us-east-1"}), slog.New(slog.DiscardHandler))
