@@ -49,6 +49,11 @@
 // bedrock-agentcore:InvokeAgentRuntime, or InvokeAgentRuntimeForUser for a request with a
 // runtime user id. Faults (Throttle, InternalError, Delay) apply as to the other operations.
 //
+// The fake provider also serves a tiny protected API (providerapi.go): GET
+// /provider/<name>/userinfo with "Authorization: Bearer <token>" answers the provider, the
+// scopes and the user for tokens of its vault only (401 invalid_token otherwise), so an
+// agent calling it proves the token it got from the vault is real.
+//
 // Requests must carry an Authorization header "AWS4-HMAC-SHA256 Credential=.../<date>/
 // <region>/bedrock-agentcore/aws4_request, SignedHeaders=..., Signature=..."; the signature
 // is not verified. Without the header the answer is what AWS's front door returns for an

@@ -405,6 +405,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(AuthorizePath, s.serveAuthorize)
 	mux.HandleFunc(CallsPath, s.serveCalls)
+	mux.HandleFunc(ProviderAPIPath, s.serveProviderAPI)
 	s.idpRoutes(mux)
 	mux.HandleFunc("/", s.serveAPI)
 	return mux
