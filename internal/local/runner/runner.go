@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,10 @@ type Options struct {
 	// stream's records to a resumer itself (e.g. a built resumer binary)
 	// without the poller delivering the outbox first.
 	NoStreamPoller bool
+	// AgentRuntimeARNs are the agent runtimes a workflow may continue with
+	// (AGENT_RUNTIME_ARNS in Env; register them in the emulator with
+	// Emulator.AddAgentRuntime). Empty: initiate refuses continueWith.
+	AgentRuntimeARNs []string
 }
 
 // Stack is a running local system.
@@ -277,6 +282,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	if o.ExternalSessions {
 		s.Env[contract.EnvExternalSessions] = "true"
+	}
+	if len(o.AgentRuntimeARNs) > 0 {
+		s.Env[contract.EnvAgentRuntimeARNs] = strings.Join(o.AgentRuntimeARNs, ",")
 	}
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{
