@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -32,9 +31,6 @@ type Result struct {
 	AuthorizationURL string     `json:"authorizationUrl,omitempty"`
 	ExpiresAt        *time.Time `json:"expiresAt,omitempty"`
 	VerificationCode string     `json:"verificationCode,omitempty"`
-	// Context is the caller's context object, unchanged (absent when none
-	// was given).
-	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // Config is the deployment's fixed configuration.
@@ -46,11 +42,6 @@ type Config struct {
 	// configured), so flows may be started with a userToken. Without it
 	// such a flow could never be completed and is refused at once.
 	UserTokens bool
-	// AgentRuntimes are the AgentCore Runtime ARNs a workflow may continue
-	// with (continueWith); none: continueWith is refused. Region is the
-	// deployment's region, which an agentRuntimeId names implicitly.
-	AgentRuntimes []string
-	Region        string
 }
 
 // Deps are the ports the flow needs.
@@ -106,9 +97,6 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
 	}
-	if err := x.acceptsContinuation(req.Input); err != nil {
-		return nil, err
-	}
 	in := req.Input
 	log := x.d.Log.With("provider", in.Provider, "flow", in.Flow, "callbackPattern", req.TaskToken != "")
 
@@ -145,20 +133,6 @@ func (x *Initiator) acceptsUser(in Input) error {
 	}
 	if !x.cfg.UserTokens {
 		return invalid("userToken", "is not accepted: no JWT issuer is configured to verify users' JWTs (%s)", contract.EnvUserTokenIssuer)
-	}
-	return nil
-}
-
-// acceptsContinuation refuses a continueWith that the ContinueAgent step
-// could not carry out: none is configured, or it names another runtime.
-func (x *Initiator) acceptsContinuation(in Input) error {
-	switch {
-	case in.ContinueWith == nil:
-		return nil
-	case len(x.cfg.AgentRuntimes) == 0:
-		return invalid("continueWith", "is not accepted: no agent runtime is configured (%s, CDK context agentRuntimeArns)", contract.EnvAgentRuntimeARNs)
-	case !in.ContinueWith.AllowedBy(x.cfg.AgentRuntimes, x.cfg.Region):
-		return invalid("continueWith", "names an agent runtime that is not configured (%s)", contract.EnvAgentRuntimeARNs)
 	}
 	return nil
 }
@@ -217,8 +191,7 @@ func (x *Initiator) askToken(ctx context.Context, log *slog.Logger, wat string, 
 // needed, and a waiting workflow is resumed at once.
 func (x *Initiator) authorized(ctx context.Context, log *slog.Logger, req Request) (*Result, error) {
 	in := req.Input
-	out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID,
-		CorrelationID: in.CorrelationID, Context: in.Context}
+	out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID}
 	log.InfoContext(ctx, "token already in the vault: no consent needed")
 	if req.TaskToken == "" {
 		return out, nil
@@ -279,8 +252,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 	now := x.d.Clock()
 	s := &Session{
 		SessionURI:       res.SessionURI,
-		CorrelationID:    in.CorrelationID,
-		Context:          string(in.Context),
+		CorrelationID:    uuid.NewString(),
 		StateHash:        Hash(state),
 		UserID:           in.UserID,
 		Provider:         in.Provider,
@@ -291,9 +263,6 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 		Status:           StatusPending,
 		CreatedAt:        now,
 		ExpiresAt:        now.Add(contract.SessionValidity),
-	}
-	if s.CorrelationID == "" {
-		s.CorrelationID = uuid.NewString()
 	}
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
@@ -332,7 +301,6 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, 
 		ev := AuthorizationRequired{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: s.Scopes,
 			AuthorizationURL: s.AuthorizationURL, ExpiresAt: s.ExpiresAt.UTC(), VerificationCode: code,
-			Context: s.context(),
 		}
 		if err := n.AuthorizationRequired(ctx, ev); err != nil {
 			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))
@@ -353,7 +321,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, 
 	exp := s.ExpiresAt.UTC()
 	out := &Result{
 		Status: StatusAuthorizationRequired, Provider: s.Provider, Scopes: s.Scopes,
-		UserID: s.UserID, CorrelationID: s.CorrelationID, ExpiresAt: &exp, Context: s.context(),
+		UserID: s.UserID, CorrelationID: s.CorrelationID, ExpiresAt: &exp,
 	}
 	if s.TaskToken == "" {
 		out.AuthorizationURL = s.AuthorizationURL

@@ -54,8 +54,7 @@ func (x *Initiator) StartSync(ctx context.Context, in Input, workloadToken strin
 	if res.AccessToken != "" {
 		log.InfoContext(ctx, "token already in the vault: no consent needed")
 		return &Started{
-			Result: &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID,
-				CorrelationID: in.CorrelationID, Context: in.Context},
+			Result:      &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID},
 			AccessToken: res.AccessToken,
 		}, nil
 	}
