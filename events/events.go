@@ -35,7 +35,10 @@
 // The package imports nothing but the standard library.
 package events
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Source is the EventBridge source of every consentflow event.
 const Source = "consentflow"
@@ -57,7 +60,8 @@ const (
 // what an application needs to show the user.
 type AuthorizationRequired struct {
 	// CorrelationID names the session in every event, log line and
-	// workflow result.
+	// workflow result: the caller's correlationId (workflow input), or a
+	// random UUID when none was given.
 	CorrelationID string `json:"correlationId"`
 	// UserID is the user the flow was started for; empty for flows started
 	// with a user JWT (the JWT is never published).
@@ -74,6 +78,9 @@ type AuthorizationRequired struct {
 	// (binding modes code and oidc+code); show it next to the link, in the
 	// application's own channel. Empty in the other modes.
 	VerificationCode string `json:"verificationCode,omitempty"`
+	// Context is the JSON object the workflow was started with (input
+	// field "context"), unchanged; absent when none was given.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // AuthorizationCompleted is the detail of an AuthorizationCompleted event:
@@ -97,6 +104,9 @@ type AuthorizationCompleted struct {
 	// At is when the session settled (the settling write's time, to the
 	// second).
 	At time.Time `json:"at"`
+	// Context is the JSON object the workflow was started with (input
+	// field "context"), unchanged; absent when none was given.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // AuthorizationFailed is the detail of an AuthorizationFailed event: a
@@ -125,4 +135,7 @@ type AuthorizationFailed struct {
 	// someone was at it), "consentflow.AuthorizationFailed" (AgentCore
 	// refused the completion), or another consentflow.* name.
 	Reason string `json:"reason"`
+	// Context is the JSON object the workflow was started with (input
+	// field "context"), unchanged; absent when none was given.
+	Context json.RawMessage `json:"context,omitempty"`
 }

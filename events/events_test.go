@@ -41,6 +41,13 @@ func TestJSONFields(t *testing.T) {
 			`{"correlationId":"c","scopes":[],"external":true,"at":"2026-01-01T00:01:36Z"}`},
 		{events.AuthorizationFailed{CorrelationID: "c", UserID: "u", Provider: "p", Scopes: []string{"s"}, At: at, Reason: contract.ErrConsentDenied},
 			`{"correlationId":"c","userId":"u","provider":"p","scopes":["s"],"at":"2026-01-01T00:01:36Z","reason":"consentflow.ConsentDenied"}`},
+		{events.AuthorizationRequired{CorrelationID: "c", Provider: "p", Scopes: []string{"s"}, AuthorizationURL: "https://a",
+			ExpiresAt: at, Context: json.RawMessage(`{"chat":"c-1"}`)},
+			`{"correlationId":"c","provider":"p","scopes":["s"],"authorizationUrl":"https://a","expiresAt":"2026-01-01T00:01:36Z","context":{"chat":"c-1"}}`},
+		{events.AuthorizationCompleted{CorrelationID: "c", Scopes: []string{}, At: at, Context: json.RawMessage(`{"a":1}`)},
+			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","context":{"a":1}}`},
+		{events.AuthorizationFailed{CorrelationID: "c", Scopes: []string{}, At: at, Reason: contract.ErrExpired, Context: json.RawMessage(`{"a":1}`)},
+			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","reason":"consentflow.Expired","context":{"a":1}}`},
 	} {
 		b, err := json.Marshal(c.v)
 		if err != nil || string(b) != c.want {

@@ -60,7 +60,7 @@ func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) erro
 		kind = events.DetailTypeAuthorizationCompleted
 		err = a.Notifier.AuthorizationCompleted(ctx, events.AuthorizationCompleted{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: scopes,
-			External: s.External, At: at,
+			External: s.External, At: at, Context: s.context(),
 		})
 	case StatusFailed, StatusExpired:
 		if s.External {
@@ -73,7 +73,7 @@ func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) erro
 		kind = events.DetailTypeAuthorizationFailed
 		err = a.Notifier.AuthorizationFailed(ctx, events.AuthorizationFailed{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: scopes,
-			External: s.External, At: at, Reason: failureReason(s),
+			External: s.External, At: at, Reason: failureReason(s), Context: s.context(),
 		})
 	default:
 		return nil

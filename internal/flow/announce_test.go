@@ -189,3 +189,35 @@ func TestAnnounceExternalFailureNotPublished(t *testing.T) {
 		t.Fatalf("published %+v", n.failed)
 	}
 }
+
+// The completion events carry the session's context unchanged; a session
+// without one announces none.
+func TestAnnounceCarriesContext(t *testing.T) {
+	for _, st := range []flow.Status{flow.StatusCompleted, flow.StatusFailed} {
+		n := &recordingNotifier{}
+		s := settled(st, contract.ErrConsentDenied)
+		s.Context = `{"conversation":"c-1"}`
+		if err := (&flow.Announcer{Notifier: n}).Announce(context.Background(), s, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		var got json.RawMessage
+		if st == flow.StatusCompleted {
+			got = n.completed[0].Context
+		} else {
+			got = n.failed[0].Context
+		}
+		if string(got) != s.Context {
+			t.Fatalf("%s: context %s", st, got)
+		}
+		s.Context = ""
+		n = &recordingNotifier{}
+		_ = (&flow.Announcer{Notifier: n}).Announce(context.Background(), s, time.Now())
+		var ev any = n.completed
+		if st != flow.StatusCompleted {
+			ev = n.failed
+		}
+		if b, _ := json.Marshal(ev); !strings.Contains(string(b), "correlationId") || strings.Contains(string(b), "context") {
+			t.Fatalf("%s: context without one: %s", st, b)
+		}
+	}
+}

@@ -723,10 +723,17 @@ func (c *Callback) settle(ctx context.Context, s *Session, from []Status, to Sta
 	return u, err
 }
 
+// authorizedResult is the Result a completed session's task continues
+// with (never a token).
+func authorizedResult(s *Session) *Result {
+	return &Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID,
+		CorrelationID: s.CorrelationID, Context: s.context()}
+}
+
 // successOutbox is what a completed session's task is owed: the Result the
 // workflow continues with (never a token).
 func successOutbox(s *Session) Outbox {
-	b, _ := json.Marshal(&Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, CorrelationID: s.CorrelationID})
+	b, _ := json.Marshal(authorizedResult(s))
 	return Outbox{Output: string(b)}
 }
 
@@ -970,7 +977,7 @@ func (c *Callback) resume(ctx context.Context, log *slog.Logger, s *Session) boo
 	if s.TaskToken == "" {
 		return false
 	}
-	out := &Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, CorrelationID: s.CorrelationID}
+	out := authorizedResult(s)
 	err := c.d.Resumer.Succeed(ctx, s.TaskToken, out)
 	switch {
 	case err == nil:

@@ -173,6 +173,12 @@ func FuzzParseRequest(f *testing.F) {
 		`{"TaskToken":"t","Input":{}}`,
 		`{"provider":"p","scopes":["s"],"userId":"u"} {}`,
 		`{"provider":"p","scopes":["s"],"userId":"u\ud800\xff"}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"correlationId":"conv-1:t.2_x","context":{"chat":"c","n":[1,{"b":"<&>"}]}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"correlationId":"bad id","context":"secret-context-value"}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"context":null,"correlationId":""}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"context":[{"a":1}]}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"context":{"a":"\ud800"},"Context":{}}`,
+		`{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"context": { "a" : 1 } }}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))

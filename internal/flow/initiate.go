@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"time"
@@ -31,6 +32,9 @@ type Result struct {
 	AuthorizationURL string     `json:"authorizationUrl,omitempty"`
 	ExpiresAt        *time.Time `json:"expiresAt,omitempty"`
 	VerificationCode string     `json:"verificationCode,omitempty"`
+	// Context is the caller's context object, unchanged (absent when none
+	// was given).
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // Config is the deployment's fixed configuration.
@@ -191,7 +195,8 @@ func (x *Initiator) askToken(ctx context.Context, log *slog.Logger, wat string, 
 // needed, and a waiting workflow is resumed at once.
 func (x *Initiator) authorized(ctx context.Context, log *slog.Logger, req Request) (*Result, error) {
 	in := req.Input
-	out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID}
+	out := &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID,
+		CorrelationID: correlationID(in), Context: in.Context}
 	log.InfoContext(ctx, "token already in the vault: no consent needed")
 	if req.TaskToken == "" {
 		return out, nil
@@ -252,7 +257,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 	now := x.d.Clock()
 	s := &Session{
 		SessionURI:       res.SessionURI,
-		CorrelationID:    uuid.NewString(),
+		Context:          string(in.Context),
 		StateHash:        Hash(state),
 		UserID:           in.UserID,
 		Provider:         in.Provider,
@@ -264,6 +269,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 		CreatedAt:        now,
 		ExpiresAt:        now.Add(contract.SessionValidity),
 	}
+	s.CorrelationID = correlationID(in)
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
 	}
@@ -301,6 +307,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, 
 		ev := AuthorizationRequired{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: s.Scopes,
 			AuthorizationURL: s.AuthorizationURL, ExpiresAt: s.ExpiresAt.UTC(), VerificationCode: code,
+			Context: s.context(),
 		}
 		if err := n.AuthorizationRequired(ctx, ev); err != nil {
 			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))
@@ -321,7 +328,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, 
 	exp := s.ExpiresAt.UTC()
 	out := &Result{
 		Status: StatusAuthorizationRequired, Provider: s.Provider, Scopes: s.Scopes,
-		UserID: s.UserID, CorrelationID: s.CorrelationID, ExpiresAt: &exp,
+		UserID: s.UserID, CorrelationID: s.CorrelationID, ExpiresAt: &exp, Context: s.context(),
 	}
 	if s.TaskToken == "" {
 		out.AuthorizationURL = s.AuthorizationURL
@@ -353,4 +360,13 @@ func safeErr(err error) string {
 		return f.Error()
 	}
 	return err.Error()
+}
+
+// correlationID is the caller's correlationId, or a fresh UUID when it gave
+// none: every result and every event carries one.
+func correlationID(in Input) string {
+	if in.CorrelationID != "" {
+		return in.CorrelationID
+	}
+	return uuid.NewString()
 }

@@ -40,6 +40,12 @@ const (
 	minWorkloadName  = 3
 	maxReturnURL     = 2048 // ResourceOauth2ReturnUrlType
 	maxInitiateEvent = 256 * 1024
+	// MaxCorrelationID and MaxContext bound the caller's correlationId
+	// (characters of [A-Za-z0-9._:-]) and context (bytes of compact JSON):
+	// both travel in every event (EventBridge entries are at most 256 KiB)
+	// and in the workflow's output.
+	MaxCorrelationID = 64
+	MaxContext       = 8 * 1024
 )
 
 // Input is what a workflow asks initiate to authorize.
@@ -51,6 +57,14 @@ type Input struct {
 	CustomParameters    map[string]string `json:"customParameters,omitempty"`
 	ForceAuthentication bool              `json:"forceAuthentication,omitempty"`
 	Flow                string            `json:"flow,omitempty"`
+	// CorrelationID names the session in every event, log line and result
+	// (1-64 characters of letters, digits, '.', '_', ':' and '-'); a random
+	// UUID when empty. The caller should make it unique per authorization.
+	CorrelationID string `json:"correlationId,omitempty"`
+	// Context is the caller's opaque JSON object (at most MaxContext bytes
+	// as compact JSON), carried unchanged into the events and the result.
+	// ParseRequest stores it in the compact form json.Marshal produces.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // Request is one invocation of initiate: the callback-pattern envelope
@@ -95,8 +109,22 @@ func ParseRequest(raw []byte) (Request, error) {
 
 func parseInput(raw []byte) (Input, error) {
 	var in Input
-	err := strictDecode(raw, &in)
-	return in, err
+	if err := strictDecode(raw, &in); err != nil {
+		return in, err
+	}
+	if string(in.Context) == "null" {
+		in.Context = nil // a null context is no context
+	}
+	if len(in.Context) > 0 {
+		// The compact form json.Marshal gives (and will give again on every
+		// re-encoding): what the session stores and the events carry.
+		c, err := json.Marshal(in.Context)
+		if err != nil {
+			return in, Fail(contract.ErrInvalidInput, "field \"context\" is malformed JSON")
+		}
+		in.Context = c
+	}
+	return in, nil
 }
 
 func strictDecode(raw []byte, v any) error {
@@ -182,6 +210,17 @@ func (r *Request) Validate() error {
 			return err
 		}
 	}
+	if in.CorrelationID != "" && !ValidCorrelationID(in.CorrelationID) {
+		return invalid("correlationId", "must be 1-%d characters of letters, digits, '.', '_', ':' and '-'", MaxCorrelationID)
+	}
+	if len(in.Context) > 0 {
+		if in.Context[0] != '{' {
+			return invalid("context", "must be a JSON object")
+		}
+		if len(in.Context) > MaxContext {
+			return invalid("context", "must be at most %d bytes of compact JSON", MaxContext)
+		}
+	}
 	if len(in.CustomParameters) > maxParams {
 		return invalid("customParameters", "at most %d entries", maxParams)
 	}
@@ -214,6 +253,21 @@ func checkLen(field, v string, min, max int) error {
 
 func invalid(field, format string, args ...any) *Failure {
 	return Fail(contract.ErrInvalidInput, "%s %s", field, fmt.Sprintf(format, args...))
+}
+
+// ValidCorrelationID reports whether s is a correlation id a caller may
+// choose: 1-MaxCorrelationID characters of [A-Za-z0-9._:-].
+func ValidCorrelationID(s string) bool {
+	if len(s) < 1 || len(s) > MaxCorrelationID {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidSessionURI reports whether s matches the model's RequestUri shape.

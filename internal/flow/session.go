@@ -9,6 +9,7 @@ package flow
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -119,8 +120,13 @@ type Session struct {
 	// SessionURI is AgentCore's session identifier
 	// (urn:ietf:params:oauth:request_uri:...). Primary key.
 	SessionURI string
-	// CorrelationID is a random UUID that names the session in logs and events.
+	// CorrelationID names the session in logs, events and results: the
+	// caller's correlationId, or a random UUID.
 	CorrelationID string
+	// Context is the caller's opaque JSON object (compact JSON, at most
+	// MaxContext bytes), carried into the events and the task output; empty
+	// when none was given.
+	Context string
 	// StateHash is Hash(customState); the state itself is never stored.
 	StateHash string
 	// UserID is set when the flow was started for a user id.
@@ -173,6 +179,15 @@ type Session struct {
 	// ResumedAt is when the Outbox was delivered to Step Functions (or Step
 	// Functions answered that the task no longer waits): zero until then.
 	ResumedAt time.Time
+}
+
+// context is the session's context object for events and results, nil
+// when it has none.
+func (s *Session) context() json.RawMessage {
+	if s.Context == "" {
+		return nil
+	}
+	return json.RawMessage(s.Context)
 }
 
 // Outbox is the decision a settled session owes its waiting task: for a

@@ -54,7 +54,8 @@ func (x *Initiator) StartSync(ctx context.Context, in Input, workloadToken strin
 	if res.AccessToken != "" {
 		log.InfoContext(ctx, "token already in the vault: no consent needed")
 		return &Started{
-			Result:      &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID},
+			Result: &Result{Status: StatusAuthorized, Provider: in.Provider, Scopes: in.Scopes, UserID: in.UserID,
+				CorrelationID: correlationID(in), Context: in.Context},
 			AccessToken: res.AccessToken,
 		}, nil
 	}

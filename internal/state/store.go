@@ -14,6 +14,7 @@
 //	kind            S  "session"
 //	sessionUri      S
 //	correlationId   S  (omitted when empty, as are all optional strings)
+//	context         S  the caller's context object (compact JSON, at most 8 KiB)
 //	stateHash       S  flow.Hash(customState)
 //	userId          S  or
 //	userTokenHash   S  flow.Hash(userToken)
@@ -191,6 +192,7 @@ type item struct {
 	Kind             string   `dynamodbav:"kind"`
 	SessionURI       string   `dynamodbav:"sessionUri"`
 	CorrelationID    string   `dynamodbav:"correlationId,omitempty"`
+	Context          string   `dynamodbav:"context,omitempty"`
 	StateHash        string   `dynamodbav:"stateHash,omitempty"`
 	UserID           string   `dynamodbav:"userId,omitempty"`
 	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
@@ -276,6 +278,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		Kind:             kindSession,
 		SessionURI:       s.SessionURI,
 		CorrelationID:    s.CorrelationID,
+		Context:          s.Context,
 		StateHash:        s.StateHash,
 		UserID:           s.UserID,
 		UserTokenHash:    s.UserTokenHash,
@@ -308,6 +311,7 @@ func (it *item) session() *flow.Session {
 	return &flow.Session{
 		SessionURI:        it.SessionURI,
 		CorrelationID:     it.CorrelationID,
+		Context:           it.Context,
 		StateHash:         it.StateHash,
 		UserID:            it.UserID,
 		UserTokenHash:     it.UserTokenHash,
