@@ -327,20 +327,13 @@ type ExternalAgent struct {
 // externalAgentsOf reads externalAgents: "workload/provider" pairs, comma- or
 // space-separated (`-c externalAgents=a/p,b/q`) or a JSON array of strings (cdk.json).
 func externalAgentsOf(v any) ([]ExternalAgent, error) {
-	var list []string
-	switch t := v.(type) {
-	case nil:
-	case string:
-		list = strings.FieldsFunc(t, func(r rune) bool { return r == ',' || r == ' ' })
-	case []any:
-		for _, x := range t {
-			s, ok := x.(string)
-			if !ok {
-				return nil, fmt.Errorf("context %s: want \"workloadName/providerName\" strings, got %v", CtxExternalAgents, x)
-			}
-			list = append(list, s)
-		}
-	default:
+	list, bad, err := stringsOf(v, func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+	})
+	switch {
+	case bad != nil:
+		return nil, fmt.Errorf("context %s: want \"workloadName/providerName\" strings, got %v", CtxExternalAgents, *bad)
+	case err != nil:
 		return nil, fmt.Errorf("context %s: want \"workloadName/providerName\" pairs, got %v", CtxExternalAgents, v)
 	}
 	var out []ExternalAgent
@@ -536,23 +529,36 @@ func checkIssuer(s string) error {
 	return nil
 }
 
-// scopesOf reads oidcScopes: a space-separated string (`-c oidcScopes="openid email"`) or a
-// JSON array of strings (cdk.json). Duplicates are dropped, the order is kept.
-func scopesOf(v any) ([]string, error) {
-	var list []string
+// stringsOf reads a list-valued context key: a string (from `-c key=value`) that split cuts
+// into items, or a JSON array of strings (cdk.json); nil gives no items. An array item that is
+// not a string (null included) is returned as bad; a value of another type is an error.
+func stringsOf(v any, split func(string) []string) (list []string, bad *any, err error) {
 	switch t := v.(type) {
 	case nil:
+		return nil, nil, nil
 	case string:
-		list = strings.Fields(t)
+		return split(t), nil, nil
 	case []any:
 		for _, x := range t {
 			s, ok := x.(string)
 			if !ok {
-				return nil, fmt.Errorf("context %s: want scopes as strings, got %v", CtxOIDCScopes, x)
+				return nil, &x, nil
 			}
 			list = append(list, s)
 		}
-	default:
+		return list, nil, nil
+	}
+	return nil, nil, errors.New("neither a string nor a list")
+}
+
+// scopesOf reads oidcScopes: a space-separated string (`-c oidcScopes="openid email"`) or a
+// JSON array of strings (cdk.json). Duplicates are dropped, the order is kept.
+func scopesOf(v any) ([]string, error) {
+	list, bad, err := stringsOf(v, strings.Fields)
+	switch {
+	case bad != nil:
+		return nil, fmt.Errorf("context %s: want scopes as strings, got %v", CtxOIDCScopes, *bad)
+	case err != nil:
 		return nil, fmt.Errorf("context %s: want a space-separated string or a list of scopes, got %v", CtxOIDCScopes, v)
 	}
 	var out []string

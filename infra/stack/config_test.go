@@ -297,6 +297,7 @@ func TestExternalAgents(t *testing.T) {
 		"no provider":              {map[string]any{CtxExternalSessions: true, CtxExternalAgents: "agent-a"}, "is not \"workloadName/providerName\""},
 		"bad workload":             {map[string]any{CtxExternalSessions: true, CtxExternalAgents: "a/p"}, "is not \"workloadName/providerName\""},
 		"not strings":              {map[string]any{CtxExternalSessions: true, CtxExternalAgents: []any{1.0}}, "want \"workloadName/providerName\" strings"},
+		"a null item":              {map[string]any{CtxExternalSessions: true, CtxExternalAgents: []any{"agent-a/p", nil}}, "want \"workloadName/providerName\" strings"},
 	} {
 		if _, err := LoadConfig(ctx(base(tc.extra))); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", name, err)

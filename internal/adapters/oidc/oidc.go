@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,22 +66,13 @@ func NewSignIn(cfg Config) (*SignIn, error) {
 	if cfg.UserClaim == "" {
 		cfg.UserClaim = "sub"
 	}
-	if !containsScope(cfg.Scopes, gooidc.ScopeOpenID) {
+	if !slices.Contains(cfg.Scopes, gooidc.ScopeOpenID) {
 		cfg.Scopes = append([]string{gooidc.ScopeOpenID}, cfg.Scopes...)
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: DefaultTimeout}
 	}
 	return &SignIn{cfg: cfg, d: discovery{issuer: cfg.Issuer, client: cfg.HTTPClient}}, nil
-}
-
-func containsScope(scopes []string, s string) bool {
-	for _, v := range scopes {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *SignIn) oauth(p *gooidc.Provider) *oauth2.Config {

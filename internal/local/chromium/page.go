@@ -67,6 +67,18 @@ type Page struct {
 // NewPage opens a tab in a fresh browser context.
 func (b *Browser) NewPage() (*Page, error) {
 	ctx, cancel := chromedp.NewContext(b.root, chromedp.WithNewBrowserContext())
+	return b.open(ctx, cancel)
+}
+
+// NewTab opens another tab in p's browser context: it shares p's cookies
+// (two tabs of one person). Close it before p.
+func (p *Page) NewTab() (*Page, error) {
+	ctx, cancel := chromedp.NewContext(p.ctx)
+	return p.b.open(ctx, cancel)
+}
+
+// open creates the tab of ctx, waiting at most the action timeout.
+func (b *Browser) open(ctx context.Context, cancel context.CancelFunc) (*Page, error) {
 	p := &Page{b: b, ctx: ctx, cancel: cancel}
 	// The first Run binds the tab to the context it is given, so it must
 	// be the page's own context, not one with a timeout.
@@ -83,26 +95,6 @@ func (b *Browser) NewPage() (*Page, error) {
 		return nil, fmt.Errorf("browser: new tab: %w", err)
 	}
 	return p, nil
-}
-
-// NewTab opens another tab in p's browser context: it shares p's cookies
-// (two tabs of one person). Close it before p.
-func (p *Page) NewTab() (*Page, error) {
-	ctx, cancel := chromedp.NewContext(p.ctx)
-	t := &Page{b: p.b, ctx: ctx, cancel: cancel}
-	created := make(chan error, 1)
-	go func() { created <- chromedp.Do(ctx) }()
-	var err error
-	select {
-	case err = <-created:
-	case <-time.After(p.b.actionTimeout):
-		err = errors.New("no answer")
-	}
-	if err != nil {
-		t.Close()
-		return nil, fmt.Errorf("browser: new tab: %w", err)
-	}
-	return t, nil
 }
 
 // Close closes the tab and its browser context.
