@@ -268,11 +268,10 @@ type UserTokenVerifier interface {
 type LoginStore interface {
 	// CreateLogin stores l unless a login with l.Key exists (ErrConflict).
 	CreateLogin(ctx context.Context, l *Login) error
-	// GetLogin returns the login stored under key, or ErrNotFound.
-	GetLogin(ctx context.Context, key string) (*Login, error)
 	// UseLogin sets UsedAt=now if it is not set yet and the login has not
-	// expired at now. Otherwise (current, ErrConflict). Of concurrent
-	// callers exactly one succeeds.
+	// expired at now, and returns the login. Otherwise (current,
+	// ErrConflict), or ErrNotFound when no login is stored under key. Of
+	// concurrent callers exactly one succeeds.
 	UseLogin(ctx context.Context, key string, now time.Time) (*Login, error)
 	// FollowLogin sets FollowedAt=now if the login was used, not followed
 	// yet, and has not expired at now: a used sign-in may start one further

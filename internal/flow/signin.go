@@ -219,25 +219,20 @@ func (c *Callback) useLogin(ctx context.Context, log *slog.Logger, p LoginParams
 		log.WarnContext(ctx, "login callback without this browser's sign-in cookie")
 		return nil, &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginMissing}
 	}
-	l, err := c.d.Logins.GetLogin(ctx, Hash(p.Secret))
-	if errors.Is(err, ErrNotFound) {
-		log.WarnContext(ctx, "login callback for an unknown sign-in")
-		return nil, &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginMissing}
-	}
-	if err != nil {
-		log.ErrorContext(ctx, "session store unavailable", "error", safeErr(err))
-		return nil, &Outcome{Kind: KindTryAgain}
-	}
+	// The state is derived from the secret: checked before any read, and
+	// a redirect that is not this browser's sign-in's (forged or stale)
+	// is refused without using up the browser's own sign-in.
 	if len(p.State) > maxParamLen || !equalHash(Hash(p.State), Hash(derive("state", p.Secret))) {
-		// Not this browser's sign-in (a forged or stale redirect): refused
-		// without using up the browser's own sign-in.
 		log.WarnContext(ctx, "login callback state does not match this browser's sign-in")
 		return nil, &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginMismatch}
 	}
-	u, err := c.d.Logins.UseLogin(ctx, l.Key, c.d.Clock())
+	u, err := c.d.Logins.UseLogin(ctx, Hash(p.Secret), c.d.Clock())
 	switch {
 	case err == nil:
 		return u, nil
+	case errors.Is(err, ErrNotFound):
+		log.WarnContext(ctx, "login callback for an unknown sign-in")
+		return nil, &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginMissing}
 	case errors.Is(err, ErrConflict) && u != nil && !u.UsedAt.IsZero():
 		log.WarnContext(ctx, "replayed login callback")
 		return nil, &Outcome{Kind: KindLoginRefused, Reason: ReasonLoginUsed}

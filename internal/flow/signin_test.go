@@ -85,16 +85,6 @@ func (s *memLogins) CreateLogin(_ context.Context, l *flow.Login) error {
 	return nil
 }
 
-func (s *memLogins) GetLogin(_ context.Context, key string) (*flow.Login, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.m[key]
-	if !ok {
-		return nil, flow.ErrNotFound
-	}
-	return &l, nil
-}
-
 func (s *memLogins) UseLogin(_ context.Context, key string, now time.Time) (*flow.Login, error) {
 	return s.update(key, func(l *flow.Login) bool {
 		if !l.UsedAt.IsZero() || !now.Before(l.ExpiresAt) {

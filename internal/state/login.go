@@ -90,25 +90,6 @@ func (st *Store) CreateLogin(ctx context.Context, l *flow.Login) error {
 	return nil
 }
 
-// GetLogin implements flow.LoginStore (a strongly consistent read).
-func (st *Store) GetLogin(ctx context.Context, k string) (*flow.Login, error) {
-	if k == "" {
-		return nil, flow.ErrNotFound
-	}
-	cctx, cancel := st.call(ctx)
-	defer cancel()
-	out, err := st.client.GetItem(cctx, &dynamodb.GetItemInput{
-		TableName: aws.String(st.table), Key: key(LoginKeyPrefix + k), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("state: get login: %w", err)
-	}
-	if len(out.Item) == 0 {
-		return nil, flow.ErrNotFound
-	}
-	return decodeLogin(out.Item)
-}
-
 // UseLogin implements flow.LoginStore: usedAt = now if it is not set and
 // the login has not expired at now, in one conditional write.
 func (st *Store) UseLogin(ctx context.Context, key string, now time.Time) (*flow.Login, error) {
