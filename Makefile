@@ -84,10 +84,10 @@ bench: setup
 
 # BINDING=oidc (or oidc+code, none) picks the session binding; default code.
 demo: setup
-	$(GO) run ./cmd/consentflow-demo $(if $(BINDING),--binding '$(BINDING)')
+	$(GO) run ./cmd/consentflow-demo $(if $(BINDING),--binding '$(BINDING)') $(if $(AGENT),--agent)
 
 demo-auto: setup
-	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)')
+	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)') $(if $(AGENT),--agent)
 
 demo-connect: setup
 	$(GO) run ./cmd/consentflow-demo --connect $(ARGS)

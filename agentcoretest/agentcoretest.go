@@ -52,6 +52,8 @@ const (
 	OpGetResourceOauth2Token          = "GetResourceOauth2Token"
 	OpCompleteResourceTokenAuth       = "CompleteResourceTokenAuth"
 	OpGetResourceAPIKey               = "GetResourceApiKey"
+	// OpInvokeAgentRuntime is AgentCore Runtime's InvokeAgentRuntime (WithAgentRuntime).
+	OpInvokeAgentRuntime = "InvokeAgentRuntime"
 	// OpAuthorize is the consent page being opened and OpConsent the user's answer on it
 	// (also Allow and Deny). They appear in Calls but take no faults.
 	OpAuthorize = "Authorize"
@@ -103,6 +105,30 @@ func WithAPIKeyProvider(name, apiKey string) Option {
 	return func(c *config) {
 		c.Providers = append(c.Providers, emulator.Provider{Name: name, Kind: emulator.APIKey, APIKey: apiKey})
 	}
+}
+
+// WithAgentRuntime registers an agent runtime: InvokeAgentRuntime for arn (or its id with
+// accountId) is forwarded to the local agent at url (http://127.0.0.1:PORT), which serves
+// the AgentCore Runtime contract (POST /invocations, GET /ping). The agent receives the
+// X-Amzn-Bedrock-AgentCore-Runtime-Session-Id and -User-Id headers and a WorkloadAccessToken
+// minted for the runtime's workload identity (here named after the runtime id; see
+// WithAgentRuntimeAs) and the invocation's runtimeUserId, and its answer is streamed back.
+// An unknown runtime is a ResourceNotFoundException, an agent answering 4xx/5xx (or not at
+// all) a RuntimeClientError (HTTP 424).
+func WithAgentRuntime(arn, url string) Option { return WithAgentRuntimeAs(arn, url, "") }
+
+// WithAgentRuntimeAs is WithAgentRuntime with the workload identity the agent runs as: the
+// agent finds a user's token in the vault only under the workload that obtained it.
+func WithAgentRuntimeAs(arn, url, workload string) Option {
+	return func(c *config) {
+		c.AgentRuntimes = append(c.AgentRuntimes, emulator.AgentRuntime{ARN: arn, URL: url, Workload: workload})
+	}
+}
+
+// AddAgentRuntime registers an agent runtime on the running server (see
+// WithAgentRuntimeAs; workload "" names it after the runtime id).
+func (s *Server) AddAgentRuntime(arn, url, workload string) error {
+	return s.emu.AddAgentRuntime(emulator.AgentRuntime{ARN: arn, URL: url, Workload: workload})
 }
 
 // WithAutoApprove makes opening an authorization URL consent at once: the browser is

@@ -15,6 +15,7 @@ func TestNamesMatchTheEmulator(t *testing.T) {
 		OpGetResourceOauth2Token:          emulator.OpGetResourceOauth2Token,
 		OpCompleteResourceTokenAuth:       emulator.OpCompleteResourceTokenAuth,
 		OpGetResourceAPIKey:               emulator.OpGetResourceAPIKey,
+		OpInvokeAgentRuntime:              emulator.OpInvokeAgentRuntime,
 		OpAuthorize:                       emulator.OpAuthorize,
 		OpConsent:                         emulator.OpConsent,
 	} {

@@ -45,6 +45,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var continueDir string
+	if len(cfg.AgentRuntimeARNs) > 0 {
+		if continueDir, err = b.Build("continue"); err != nil {
+			return err
+		}
+	}
 	stack.New(app, stackName(app), &stack.Props{
 		StackProps: awscdk.StackProps{
 			// Environment-agnostic: the CLI's credentials and region pick the account at deploy
@@ -56,6 +62,7 @@ func run() error {
 		InitiateCodeDir: initiate,
 		CallbackCodeDir: callback,
 		ResumerCodeDir:  resumer,
+		ContinueCodeDir: continueDir,
 	})
 	stack.EnableNag(app)
 	app.Synth(nil)

@@ -34,6 +34,8 @@ type config struct {
 	timeout  time.Duration
 	// connect runs the Amazon Connect customer-authentication demo.
 	connect bool
+	// agent: continue the example agent after consent (continueWith, the ContinueAgent step).
+	agent bool
 }
 
 func (c config) check() error {
@@ -120,11 +122,15 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	d.info("%-32s %s  (%.1fs)", "DynamoDB Local", db.Endpoint(), time.Since(t0).Seconds())
 
 	d.step("starting the AgentCore Identity emulator, the Step Functions and EventBridge stand-ins and the callback API ...")
-	s, err := runner.Start(ctx, runner.Options{
+	ro := runner.Options{
 		Binding:   cfg.binding,
 		Providers: []string{cfg.provider},
 		DynamoDB:  db,
-	})
+	}
+	if cfg.agent {
+		ro.AgentRuntimeARNs = []string{demoRuntimeARN}
+	}
+	s, err := runner.Start(ctx, ro)
 	if err != nil {
 		return err
 	}
@@ -142,6 +148,16 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			return err
 		}
 		d.info("%-32s %s  (sign in as %q; bob shows the refusal)", "sign-in provider (OpenID)", s.Emulator.Issuer(), cfg.user)
+	}
+
+	if cfg.agent {
+		d.step("starting the example agent (examples/agent) as AgentCore Runtime %s ...", demoRuntimeARN)
+		stop, err := startAgent(s, cfg)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+		d.info("%-32s InvokeAgentRuntime on the emulator -> POST /invocations (WorkloadAccessToken for the user)", "agent")
 	}
 
 	var page *chromium.Page
@@ -167,10 +183,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	defer done.Close()
 
 	d.step("invoking the initiate handler for user %q, provider %q, scopes %s ...", cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
-	payload, err := json.Marshal(map[string]any{
-		"taskToken": token,
-		"input":     map[string]any{"userId": cfg.user, "provider": cfg.provider, "scopes": cfg.scopes},
-	})
+	input := map[string]any{"userId": cfg.user, "provider": cfg.provider, "scopes": cfg.scopes}
+	if cfg.agent {
+		input["continueWith"] = continueWith()
+	}
+	payload, err := json.Marshal(map[string]any{"taskToken": token, "input": input})
 	if err != nil {
 		return err
 	}
@@ -250,6 +267,21 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 		return fmt.Errorf("the token is not in the vault: %w", err)
 	}
 	d.info("access token: %s (masked)", Mask(tok))
+	if cfg.agent {
+		d.step("ContinueAgent: InvokeAgentRuntime as %q; the agent gets the token from the vault and calls the provider's API ...", cfg.user)
+		sum, err := continueAgent(ctx, s, r.Output)
+		if err != nil {
+			return err
+		}
+		ans, _ := json.Marshal(sum)
+		d.step("the agent answered: %s", ans)
+		var a struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(sum.Body, &a) != nil || a.Status != "DONE" {
+			return fmt.Errorf("the agent did not get through to the provider: %s", ans)
+		}
+	}
 	d.step("done: the workflow resumed %s and the token for %q / %s / %s is in the vault",
 		output.Status, cfg.user, cfg.provider, strings.Join(cfg.scopes, " "))
 	return nil

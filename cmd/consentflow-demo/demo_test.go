@@ -80,6 +80,16 @@ func TestDemoAuto(t *testing.T) {
 	demoAuto(t, []string{"verification code:"}, "--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
 }
 
+// The whole loop (make demo AGENT=1): after consent the ContinueAgent step
+// invokes the example agent through the emulator's InvokeAgentRuntime; the
+// agent gets the user's token from the vault and the provider's protected
+// API answers who the user is.
+func TestDemoAutoAgent(t *testing.T) {
+	demoAuto(t, []string{"starting the example agent", "ContinueAgent: InvokeAgentRuntime as \"demo-agent-user\"",
+		"the agent answered:", `"status":"DONE"`, `"user":"demo-agent-user"`},
+		"--auto", "--agent", "--user", "demo-agent-user")
+}
+
 // The sign-in binding: the demo's user signs in at the emulator's OpenID
 // provider (make demo BINDING=oidc).
 func TestDemoAutoSignIn(t *testing.T) {

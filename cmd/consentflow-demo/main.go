@@ -14,6 +14,7 @@
 //	make demo                       # you click through it in your browser
 //	make demo BINDING=oidc          # ... and sign in at the emulator's OpenID provider
 //	make demo-auto                  # headless Chromium clicks through it
+//	make demo AGENT=1               # ... and then continues the example agent (examples/agent)
 //	go run ./cmd/consentflow-demo --user alice --scopes repo,read:user
 //	make demo-connect               # Amazon Connect customer authentication
 //
@@ -48,6 +49,7 @@ func main() {
 	fs.StringVar(&c.provider, "provider", "github", "the credential provider (registered in the emulator)")
 	scopes := fs.String("scopes", "repo,read:user", "the OAuth scopes, comma-separated")
 	fs.StringVar(&c.binding, "binding", contract.BindingCode, `session binding: "code" (verification code), "oidc" (sign in at the emulator's OpenID provider), "oidc+code" or "none"`)
+	fs.BoolVar(&c.agent, "agent", false, "continue the example agent after consent (continueWith, ContinueAgent): it fetches the token from the vault and calls the provider's API")
 	fs.DurationVar(&c.timeout, "timeout", contract.SessionValidity, "how long to wait for the consent (the session validity)")
 	fs.BoolVar(&c.connect, "connect", false, "show Amazon Connect customer authentication instead: print a Cognito-style redirect URL to open and the Connect call that results")
 	if err := fs.Parse(os.Args[1:]); err != nil {

@@ -47,6 +47,10 @@ const (
 	CtxUserTokenIssuer   = "userTokenIssuer"
 	CtxUserTokenAudience = "userTokenAudience"
 
+	// CtxAgentRuntimeARNs lists the AgentCore Runtime ARNs a workflow may continue with
+	// (continueWith): the ContinueAgent step and its function exist only when it is set.
+	CtxAgentRuntimeARNs = "agentRuntimeArns"
+
 	// Custom domain of the callback API.
 	CtxDomainName     = "domainName"
 	CtxCertificateArn = "certificateArn"
@@ -86,6 +90,9 @@ type Config struct {
 	// belong to: CompleteResourceTokenAuth authorizes on them, so the callback role is granted
 	// it there too (only with ExternalSessions).
 	ExternalAgents []ExternalAgent
+	// AgentRuntimeARNs are the agent runtimes the ContinueAgent step may invoke (context
+	// agentRuntimeArns); none: no ContinueAgent step, no continue function, no permission.
+	AgentRuntimeARNs []string
 	// UserTokenIssuer and UserTokenAudience enable JWT-cookie binding (both or neither); they
 	// need DomainName.
 	UserTokenIssuer   string
@@ -284,6 +291,9 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	if !cookieNameRE.MatchString(c.UserTokenCookie) {
 		errs = append(errs, fmt.Errorf("context %s %q is not a valid cookie name", CtxUserTokenCookie, c.UserTokenCookie))
 	}
+	if c.AgentRuntimeARNs, err = agentRuntimeARNsOf(get(CtxAgentRuntimeARNs)); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, loadOIDC(get, &c)...)
 	errs = append(errs, loadDomainAndUserToken(get, &c)...)
 	errs = append(errs, loadConnect(get, &c)...)
@@ -317,6 +327,41 @@ func LoadConfig(get func(key string) any) (Config, error) {
 			CtxCredentialProviderName, CtxCredentialProviderName, CtxOAuth2Provider, CtxOAuth2Provider))
 	}
 	return c, errors.Join(errs...)
+}
+
+// agentRuntimeARNRE is an AgentCore Runtime ARN, written out in full (no wildcards): the
+// IAM statement names exactly these.
+var agentRuntimeARNRE = regexp.MustCompile(`^arn:aws[a-z-]{0,20}:bedrock-agentcore:[a-z0-9-]{1,30}:[0-9]{12}:runtime/[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$`)
+
+// agentRuntimeARNsOf reads agentRuntimeArns: ARNs comma- or space-separated
+// (`-c agentRuntimeArns=arn:...,arn:...`) or a JSON array of strings (cdk.json).
+func agentRuntimeARNsOf(v any) ([]string, error) {
+	var list []string
+	switch t := v.(type) {
+	case nil:
+	case string:
+		list = strings.FieldsFunc(t, func(r rune) bool { return r == ',' || r == ' ' })
+	case []any:
+		for _, x := range t {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("context %s: want AgentCore Runtime ARN strings, got %v", CtxAgentRuntimeARNs, x)
+			}
+			list = append(list, s)
+		}
+	default:
+		return nil, fmt.Errorf("context %s: want a list of AgentCore Runtime ARNs, got %v", CtxAgentRuntimeARNs, v)
+	}
+	var out []string
+	for _, s := range list {
+		if !agentRuntimeARNRE.MatchString(s) {
+			return nil, fmt.Errorf("context %s: %q is not an AgentCore Runtime ARN (arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>; no wildcards)", CtxAgentRuntimeARNs, s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 // ExternalAgent is one agent's workload identity and the credential provider its sessions use.

@@ -36,6 +36,9 @@ func addNagSuppressions(cf *ConsentFlow) {
 	suppress(cf.InitiateRole, "AwsSolutions-IAM5", xray, "Resource::*")
 	suppress(cf.CallbackRole, "AwsSolutions-IAM5", xray, "Resource::*")
 	suppress(cf.ResumerRole, "AwsSolutions-IAM5", xray+" For the resumer also dynamodb:ListStreams, which the event source mapping's stream grant (Table.grantStreamRead) needs and which has no resource-level permissions; the stream's own actions name the table's stream.", "Resource::*")
+	if cf.ContinueRole != nil {
+		suppress(cf.ContinueRole, "AwsSolutions-IAM5", xray, "Resource::*")
+	}
 	suppress(cf.ResumerDLQ, "AwsSolutions-SQS3",
 		"This queue is itself the dead-letter queue of the resumer's event source mapping (stream records it gave up on); a DLQ of a DLQ has nothing to add, and its messages are alarmed (ResumerDLQAlarm).")
 
@@ -46,4 +49,9 @@ func addNagSuppressions(cf *ConsentFlow) {
 	suppress(sm, "AwsSolutions-IAM5",
 		"lambda:InvokeFunction on the initiate function's ARN with any qualifier (ARN:*): added by the LambdaInvoke task so a version or alias can be invoked; it is still this one function only.",
 		&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::<Initiate[A-Za-z0-9]+\.Arn>:\*$/`)})
+	if cf.Continue != nil {
+		suppress(sm, "AwsSolutions-IAM5",
+			"lambda:InvokeFunction on the continue function's ARN with any qualifier (ARN:*): added by the LambdaInvoke task so a version or alias can be invoked; it is still this one function only.",
+			&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::<Continue[A-Za-z0-9]+\.Arn>:\*$/`)})
+	}
 }

@@ -7,6 +7,7 @@ package stack
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -66,6 +67,9 @@ type Props struct {
 	InitiateCodeDir string
 	CallbackCodeDir string
 	ResumerCodeDir  string
+	// ContinueCodeDir holds the continue function's bootstrap; needed only with
+	// Config.AgentRuntimeARNs.
+	ContinueCodeDir string
 }
 
 // ConsentFlow is the stack and the constructs tests and callers may want to reach.
@@ -79,6 +83,10 @@ type ConsentFlow struct {
 	InitiateRole awsiam.Role
 	CallbackRole awsiam.Role
 	ResumerRole  awsiam.Role
+	// Continue and ContinueRole are the ContinueAgent step's function and role; nil without
+	// Config.AgentRuntimeARNs.
+	Continue     awslambda.Function
+	ContinueRole awsiam.Role
 	// ResumerDLQ receives the stream records the resumer gave up on; ResumerDLQAlarm fires on
 	// any visible message.
 	ResumerDLQ      awssqs.Queue
@@ -264,7 +272,10 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 		})
 	}
 
-	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, logGroup("AuthorizeUserLogs"))
+	if len(cfg.AgentRuntimeARNs) > 0 {
+		newContinue(s, cf, cfg, props, logGroup("ContinueLogs"))
+	}
+	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, cf.Continue, logGroup("AuthorizeUserLogs"))
 
 	out := func(id, value, desc string) {
 		awscdk.NewCfnOutput(s, jsii.String(id), &awscdk.CfnOutputProps{Value: jsii.String(value), Description: jsii.String(desc)})
@@ -428,6 +439,8 @@ func initiateEnv(cfg Config, cf *ConsentFlow) map[string]string {
 	}
 	// Initiate refuses a userToken input unless JWT-cookie binding is configured.
 	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
+	// ... and a continueWith naming a runtime the ContinueAgent step may not invoke.
+	setIf(env, contract.EnvAgentRuntimeARNs, strings.Join(cfg.AgentRuntimeARNs, ","))
 	return env
 }
 
@@ -720,8 +733,15 @@ func restrictPublishers(bus awsevents.EventBus, initiate, resumer awsiam.Role) {
 	}))
 }
 
-func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, logs awslogs.LogGroup) awsstepfunctions.StateMachine {
+func newStateMachine(s awscdk.Stack, cfg Config, initiate, continueFn awslambda.Function, logs awslogs.LogGroup) awsstepfunctions.StateMachine {
+	// With a ContinueAgent step the authorization's result is kept beside the input (which holds
+	// continueWith) instead of replacing it.
+	var resultPath *string
+	if continueFn != nil {
+		resultPath = jsii.String("$.authorization")
+	}
 	task := awsstepfunctionstasks.NewLambdaInvoke(s, jsii.String("RequestAuthorization"), &awsstepfunctionstasks.LambdaInvokeProps{
+		ResultPath:         resultPath,
 		Comment:            jsii.String("Start the AgentCore authorization session and wait for the callback to resume the task"),
 		LambdaFunction:     initiate,
 		IntegrationPattern: awsstepfunctions.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
@@ -771,9 +791,15 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, lo
 	} {
 		task.AddCatch(c.state, &awsstepfunctions.CatchProps{Errors: jsii.Strings(c.errors...)})
 	}
-	definition := task.Next(awsstepfunctions.NewSucceed(s, jsii.String("Authorized"), &awsstepfunctions.SucceedProps{
+	authorized := awsstepfunctions.NewSucceed(s, jsii.String("Authorized"), &awsstepfunctions.SucceedProps{
 		Comment: jsii.String("The user authorized; the token is in the AgentCore token vault"),
-	}))
+	})
+	var definition awsstepfunctions.IChainable
+	if continueFn != nil {
+		definition = task.Next(continuation(s, continueFn, authorized))
+	} else {
+		definition = task.Next(authorized)
+	}
 	return awsstepfunctions.NewStateMachine(s, jsii.String("AuthorizeUser"), &awsstepfunctions.StateMachineProps{
 		StateMachineName: jsii.String(cfg.StateMachineName),
 		StateMachineType: awsstepfunctions.StateMachineType_STANDARD,
@@ -786,6 +812,83 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate awslambda.Function, lo
 		},
 		TracingEnabled: jsii.Bool(true),
 	})
+}
+
+// continuation is what follows an authorization when the stack may continue agents: with
+// continueWith in the input, the ContinueAgent step (the continue function) invokes the agent
+// and the execution ends with {authorization, continuation}, or, when only the continuation
+// failed, with {authorization, continuationError} (still SUCCEEDED: the user did authorize);
+// without it, the output is the authorization's result, as in a stack without agent runtimes.
+func continuation(s awscdk.Stack, fn awslambda.Function, authorized awsstepfunctions.Succeed) awsstepfunctions.Choice {
+	step := awsstepfunctionstasks.NewLambdaInvoke(s, jsii.String("ContinueAgent"), &awsstepfunctionstasks.LambdaInvokeProps{
+		Comment:        jsii.String("Invoke the user's agent in AgentCore Runtime (InvokeAgentRuntime) as the user who authorized"),
+		LambdaFunction: fn,
+		Payload: awsstepfunctions.TaskInput_FromObject(&map[string]any{
+			"continueWith":  awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.continueWith")),
+			"authorization": awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.authorization")),
+		}),
+		PayloadResponseOnly:      jsii.Bool(true),
+		ResultPath:               jsii.String("$.continuation"),
+		RetryOnServiceExceptions: jsii.Bool(false),
+	})
+	step.AddRetry(&awsstepfunctions.RetryProps{
+		Errors:   jsii.Strings(LambdaServiceErrors...),
+		Interval: awscdk.Duration_Seconds(jsii.Number(2)), MaxAttempts: jsii.Number(6), BackoffRate: jsii.Number(2),
+		MaxDelay: awscdk.Duration_Seconds(jsii.Number(30)), JitterStrategy: awsstepfunctions.JitterType_FULL,
+	})
+	// Only throttling: after it the agent certainly did not run. A server error or a lost answer
+	// may follow an invocation that ran, so it is not repeated.
+	step.AddRetry(&awsstepfunctions.RetryProps{
+		Errors:   jsii.Strings(contract.ContinuationRetryableErrors()...),
+		Interval: awscdk.Duration_Seconds(jsii.Number(2)), MaxAttempts: jsii.Number(5), BackoffRate: jsii.Number(2),
+		MaxDelay: awscdk.Duration_Seconds(jsii.Number(30)), JitterStrategy: awsstepfunctions.JitterType_FULL,
+	})
+	failed := awsstepfunctions.NewPass(s, jsii.String("ContinuationFailed"), &awsstepfunctions.PassProps{
+		Comment: jsii.String("The user authorized, but the agent could not be continued: keep the authorization visible"),
+		Parameters: &map[string]any{
+			"authorization.$":     "$.authorization",
+			"continuationError.$": "$.continuationError",
+		},
+	}).Next(awsstepfunctions.NewSucceed(s, jsii.String("AuthorizedContinuationFailed"), &awsstepfunctions.SucceedProps{
+		Comment: jsii.String("Authorized; the ContinueAgent step failed (continuationError holds its error name and cause)"),
+	}))
+	step.AddCatch(failed, &awsstepfunctions.CatchProps{Errors: jsii.Strings("States.ALL"), ResultPath: jsii.String("$.continuationError")})
+	continued := step.Next(awsstepfunctions.NewPass(s, jsii.String("Continued"), &awsstepfunctions.PassProps{
+		Parameters: &map[string]any{
+			"authorization.$": "$.authorization",
+			"continuation.$":  "$.continuation",
+		},
+	})).Next(awsstepfunctions.NewSucceed(s, jsii.String("AuthorizedAndContinued"), &awsstepfunctions.SucceedProps{
+		Comment: jsii.String("Authorized, and the agent answered (continuation: status code, content type, the start of its answer)"),
+	}))
+	only := awsstepfunctions.NewPass(s, jsii.String("AuthorizationOnly"), &awsstepfunctions.PassProps{
+		Comment:    jsii.String("No continueWith: the output is the authorization's result"),
+		OutputPath: jsii.String("$.authorization"),
+	}).Next(authorized)
+	return awsstepfunctions.NewChoice(s, jsii.String("ContinueWithAgent"), &awsstepfunctions.ChoiceProps{
+		Comment: jsii.String("Does the input name an agent to continue (continueWith)?"),
+	}).When(awsstepfunctions.Condition_IsPresent(jsii.String("$.continueWith")), continued, nil).Otherwise(only)
+}
+
+// continueTimeout bounds one agent invocation (the function's timeout, seconds).
+const continueTimeout = 300
+
+// newContinue defines the ContinueAgent step's function: it may invoke exactly the configured
+// agent runtimes, for a user (InvokeAgentRuntimeForUser, needed with runtimeUserId) or not.
+func newContinue(s awscdk.Stack, cf *ConsentFlow, cfg Config, props *Props, logs awslogs.LogGroup) {
+	cf.ContinueRole = functionRole(s, "ContinueRole", "consentflow continue function")
+	cf.Continue = newFunction(s, "Continue", functionSpec{
+		description: "consentflow: continues the user's agent in AgentCore Runtime after consent (ContinueAgent)",
+		codeDir:     props.ContinueCodeDir,
+		timeout:     continueTimeout,
+		role:        cf.ContinueRole,
+		logs:        logs,
+		env:         map[string]string{contract.EnvAgentRuntimeARNs: strings.Join(cfg.AgentRuntimeARNs, ",")},
+	})
+	cf.ContinueRole.AddToPolicy(statement("InvokeAgentRuntime", []string{
+		"bedrock-agentcore:InvokeAgentRuntime",
+		"bedrock-agentcore:InvokeAgentRuntimeForUser",
+	}, cfg.AgentRuntimeARNs...))
 }
 
 func newProvider(s awscdk.Stack, p *ProviderSpec) awsbedrockagentcore.OAuth2CredentialProvider {

@@ -56,6 +56,8 @@ var (
 	// with a known account and Region (connect_test.go); connectOtherAccount: an ARN of another
 	// account than the stack's, which must fail to synthesize.
 	connectArn, connectID, connectOtherAccount synthesized
+	// agents: an existing provider and two agent runtimes the ContinueAgent step may invoke.
+	agents synthesized
 	// jwtNoDomain is JWT-cookie binding without a custom domain; certElsewhere a stack in
 	// eu-west-1 with a us-east-1 certificate. Both must fail to synthesize.
 	jwtNoDomain, certElsewhere synthesized
@@ -116,6 +118,11 @@ var (
 		CtxDomainName:                               "auth.example.org",
 		CtxCertificateArn:                           "arn:aws:acm:us-east-1:123456789012:certificate/abc",
 	}
+	agentsContext = map[string]any{
+		"@aws-cdk/core:validateAgainstDefaultRules": true,
+		CtxCredentialProviderName:                   "my-google",
+		CtxAgentRuntimeARNs:                         []any{runtimeA, runtimeB},
+	}
 	jwtNoDomainContext = map[string]any{
 		CtxCredentialProviderName: "my-google",
 		CtxUserTokenIssuer:        "https://example.eu.auth0.com/",
@@ -130,10 +137,15 @@ var (
 
 const oidcSecretARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:consentflow/entra-AbCdEf"
 
+const (
+	runtimeA = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/calendar_agent-a1B2c3D4e5"
+	runtimeB = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/mail_agent-f6G7h8I9j0"
+)
+
 // variants are the stacks that synthesize, by name.
 func variants() map[string]*synthesized {
 	return map[string]*synthesized{"main": &main, "alt": &alt, "oidcFull": &oidcFull, "oidcPublic": &oidcPublic, "oidcCode": &oidcCode,
-		"connectArn": &connectArn, "connectID": &connectID}
+		"connectArn": &connectArn, "connectID": &connectID, "agents": &agents}
 }
 
 func TestMain(m *testing.M) {
@@ -166,10 +178,11 @@ func TestMain(m *testing.M) {
 		connectArn = synth(merge(base, connectArnContext), code, nil)
 		connectID = synth(merge(base, connectIDContext), code, &awscdk.Environment{Account: jsii.String(connectStackAccount), Region: jsii.String("eu-central-1")})
 		connectOtherAccount = synth(merge(base, connectArnContext), code, &awscdk.Environment{Account: jsii.String(connectStackAccount), Region: jsii.String("eu-west-2")})
+		agents = synth(merge(base, agentsContext), code, nil)
 		jwtNoDomain = synth(merge(base, jwtNoDomainContext), code, nil)
 		certElsewhere = synth(merge(base, certElsewhereContext), code, &awscdk.Environment{Region: jsii.String("eu-west-1")})
 		canaryErr = synthCanary()
-		for _, s := range []*synthesized{&main, &alt, &oidcFull, &oidcPublic, &oidcCode, &jwtNoDomain, &certElsewhere,
+		for _, s := range []*synthesized{&main, &alt, &oidcFull, &oidcPublic, &oidcCode, &agents, &jwtNoDomain, &certElsewhere,
 			&connectArn, &connectID, &connectOtherAccount} {
 			defer os.RemoveAll(s.outdir)
 		}
@@ -193,7 +206,7 @@ func synth(ctx map[string]any, codeDir string, env *awscdk.Environment) (s synth
 			panic(err)
 		}
 		s.cf = New(app, "ConsentFlow", &Props{StackProps: awscdk.StackProps{Env: env}, Config: cfg,
-			InitiateCodeDir: codeDir, CallbackCodeDir: codeDir, ResumerCodeDir: codeDir})
+			InitiateCodeDir: codeDir, CallbackCodeDir: codeDir, ResumerCodeDir: codeDir, ContinueCodeDir: codeDir})
 		EnableNag(app)
 		s.tmpl = assertions.Template_FromStack(s.cf.Stack, nil)
 		s.annotations = assertions.Annotations_FromStack(s.cf.Stack)
@@ -824,7 +837,7 @@ func TestStateMachineDefinitionPassesAslValidator(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `npm ci` in %s first (package.json pins asl-validator@4.0.0)", bin, root)
 	}
-	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt} {
+	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt, "agents": &agents} {
 		need(t, s)
 		def, err := json.Marshal(definition(t, s))
 		if err != nil {

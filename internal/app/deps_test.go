@@ -42,6 +42,14 @@ func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
 			mustNot: []string{mod + "internal/web", mod + "internal/invoke", mod + "internal/app/initiate", mod + "internal/app/callback",
 				mod + "internal/adapters/agentcore", "github.com/aws/aws-sdk-go-v2/service/bedrockagentcore", "html/template"},
 		},
+		{
+			// The ContinueAgent step: InvokeAgentRuntime only.
+			fn:   "continue",
+			must: []string{mod + "internal/cont", mod + "internal/adapters/agentruntime", "github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"},
+			mustNot: []string{mod + "internal/web", mod + "internal/invoke", mod + "internal/resume", mod + "internal/state",
+				mod + "internal/adapters/agentcore", "github.com/aws/aws-sdk-go-v2/service/dynamodb", "github.com/aws/aws-sdk-go-v2/service/sfn",
+				"github.com/aws/aws-sdk-go-v2/service/eventbridge", "html/template"},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.fn, func(t *testing.T) {

@@ -203,3 +203,36 @@ const LoginValidity = 5 * time.Minute
 // SessionValidity is how long AgentCore keeps an authorization URL and its
 // session usable: 10 minutes.
 const SessionValidity = 10 * time.Minute
+
+// Continuing the agent after consent (the ContinueAgent step, functions/continue).
+const (
+	// EnvAgentRuntimeARNs lists the AgentCore Runtime ARNs a workflow may
+	// continue with (comma-separated; initiate refuses a continueWith naming
+	// another runtime, and the continue function does not call it).
+	EnvAgentRuntimeARNs = "AGENT_RUNTIME_ARNS"
+
+	// ErrAgentRuntimeThrottled: InvokeAgentRuntime was throttled
+	// (ThrottlingException, ServiceQuotaExceededException,
+	// RetryableConflictException): nothing ran; the state machine retries it.
+	ErrAgentRuntimeThrottled = "consentflow.AgentRuntimeThrottled"
+	// ErrAgentRuntimeUnavailable: InvokeAgentRuntime failed with a server
+	// error or no answer; the agent may have run, so it is not retried.
+	ErrAgentRuntimeUnavailable = "consentflow.AgentRuntimeUnavailable"
+	// ErrAgentRuntimeRejected: the runtime refused the request
+	// (ValidationException) or the agent failed it (RuntimeClientError).
+	ErrAgentRuntimeRejected = "consentflow.AgentRuntimeRejected"
+	// ErrAgentRuntimeNotFound: no such agent runtime (or qualifier).
+	ErrAgentRuntimeNotFound = "consentflow.AgentRuntimeNotFound"
+	// ErrAgentRuntimeAccessDenied: the continue function's role may not
+	// invoke the runtime (for that user).
+	ErrAgentRuntimeAccessDenied = "consentflow.AgentRuntimeAccessDenied"
+	// ErrAgentResponseTooLarge: the agent's answer exceeded the bytes the
+	// continue function reads.
+	ErrAgentResponseTooLarge = "consentflow.AgentResponseTooLarge"
+)
+
+// ContinuationRetryableErrors are the ContinueAgent step's retried error
+// names: only those after which the agent certainly did not run.
+func ContinuationRetryableErrors() []string {
+	return []string{ErrAgentRuntimeThrottled}
+}

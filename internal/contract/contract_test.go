@@ -37,3 +37,19 @@ func TestRetryableAgreesWithRetryableErrors(t *testing.T) {
 		t.Fatal("RetryableErrors returns shared storage")
 	}
 }
+
+func TestContinuationErrorNames(t *testing.T) {
+	for _, name := range []string{contract.ErrAgentRuntimeThrottled, contract.ErrAgentRuntimeUnavailable,
+		contract.ErrAgentRuntimeRejected, contract.ErrAgentRuntimeNotFound, contract.ErrAgentRuntimeAccessDenied,
+		contract.ErrAgentResponseTooLarge} {
+		if !strings.HasPrefix(name, "consentflow.AgentR") {
+			t.Errorf("%s: continuation error names start with consentflow.AgentR", name)
+		}
+		if contract.Retryable(name) {
+			t.Errorf("%s is retried by the authorization task", name)
+		}
+	}
+	if got := contract.ContinuationRetryableErrors(); !slices.Equal(got, []string{contract.ErrAgentRuntimeThrottled}) {
+		t.Errorf("ContinuationRetryableErrors = %v", got)
+	}
+}

@@ -535,7 +535,8 @@ func newEnv(t *testing.T, mode flow.BindingMode) *env {
 	d.SignIn, d.Logins = e.signIn, e.logins
 	e.deps = d
 	var err error
-	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode, UserTokens: true}, d)
+	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode, UserTokens: true,
+		AgentRuntimes: []string{testRuntimeARN}, Region: "us-east-1"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}

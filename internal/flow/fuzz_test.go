@@ -179,6 +179,10 @@ func FuzzParseRequest(f *testing.F) {
 		`{"userId":"u","provider":"p","scopes":["s"],"context":[{"a":1}]}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"context":{"a":"\ud800"},"Context":{}}`,
 		`{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"context": { "a" : 1 } }}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeArn":"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent_1-a1B2c3D4e5","qualifier":"DEFAULT","payload":{"prompt":"<go on>"}}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeId":"agent_1-a1B2c3D4e5","accountId":"123456789012","runtimeSessionId":"secret-session-id-0000000000000000000","payload":"x"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"AgentRuntimeArn":"x","payload":null,"extra":"secret-extra"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":null}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))
@@ -320,4 +324,17 @@ const messageWords = `event larger than bytes event is not a JSON object callbac
 	`taskToken must be at most characters userId/userToken exactly one is required must be empty for the M2M flow ` +
 	`flow must be USER_FEDERATION or M2M userId must be valid UTF-8 userToken must be a compact JWT (header.payload.signature) ` +
 	`provider may contain only letters, digits, '-' and '_' scopes is required scopes needs at least one scope at most scopes ` +
-	`scopes[ customParameters at most entries customParameters keys are 1- characters of letters, digits, '-', '_' and '.'`
+	`scopes[ customParameters at most entries customParameters keys are 1- characters of letters, digits, '-', '_' and '.' ` +
+	// correlationId, context, continueWith
+	`correlationId must be 1- characters of letters, digits, '.', '_', ':' and '-' context must be a JSON object ` +
+	`context must be at most bytes of compact JSON field "context" is malformed JSON ` +
+	`continueWith: continueWith is not available for flows started with userToken: InvokeAgentRuntime with the user's JWT ` +
+	`(an agent with a JWT authorizer) is the application's call continueWith needs exactly one of agentRuntimeArn / agentRuntimeId ` +
+	`continueWith.agentRuntimeArn must be arn:aws:bedrock-agentcore:<region>:<account>:runtime/<agent runtime id> ` +
+	`continueWith.accountId goes with agentRuntimeId only (the ARN names the account) ` +
+	`continueWith.agentRuntimeId must be a name of letters, digits and '_' and a 10-character suffix (name-0123456789) ` +
+	`continueWith.accountId must be the 12-digit account of the agent runtime ` +
+	`continueWith.qualifier must be an endpoint name (1-48 of letters, digits and '_', starting with a letter) ` +
+	`continueWith.runtimeSessionId must be - characters must be visible ASCII characters (it travels as a header) ` +
+	`continueWith.payload is required (any JSON value but null) continueWith.payload must be at most bytes of compact JSON ` +
+	`continueWith.payload is malformed JSON`

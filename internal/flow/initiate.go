@@ -46,6 +46,11 @@ type Config struct {
 	// configured), so flows may be started with a userToken. Without it
 	// such a flow could never be completed and is refused at once.
 	UserTokens bool
+	// AgentRuntimes are the AgentCore Runtime ARNs a workflow may continue
+	// with (continueWith); none: continueWith is refused. Region is the
+	// deployment's region, which an agentRuntimeId names implicitly.
+	AgentRuntimes []string
+	Region        string
 }
 
 // Deps are the ports the flow needs.
@@ -101,6 +106,9 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
 	}
+	if err := x.acceptsContinuation(req.Input); err != nil {
+		return nil, err
+	}
 	in := req.Input
 	log := x.d.Log.With("provider", in.Provider, "flow", in.Flow, "callbackPattern", req.TaskToken != "")
 
@@ -137,6 +145,20 @@ func (x *Initiator) acceptsUser(in Input) error {
 	}
 	if !x.cfg.UserTokens {
 		return invalid("userToken", "is not accepted: no JWT issuer is configured to verify users' JWTs (%s)", contract.EnvUserTokenIssuer)
+	}
+	return nil
+}
+
+// acceptsContinuation refuses a continueWith that the ContinueAgent step
+// could not carry out: none is configured, or it names another runtime.
+func (x *Initiator) acceptsContinuation(in Input) error {
+	switch {
+	case in.ContinueWith == nil:
+		return nil
+	case len(x.cfg.AgentRuntimes) == 0:
+		return invalid("continueWith", "is not accepted: no agent runtime is configured (%s, CDK context agentRuntimeArns)", contract.EnvAgentRuntimeARNs)
+	case !in.ContinueWith.AllowedBy(x.cfg.AgentRuntimes, x.cfg.Region):
+		return invalid("continueWith", "names an agent runtime that is not configured (%s)", contract.EnvAgentRuntimeARNs)
 	}
 	return nil
 }

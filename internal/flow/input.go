@@ -65,6 +65,9 @@ type Input struct {
 	// as compact JSON), carried unchanged into the events and the result.
 	// ParseRequest stores it in the compact form json.Marshal produces.
 	Context json.RawMessage `json:"context,omitempty"`
+	// ContinueWith is the agent to invoke once the user has authorized
+	// (the ContinueAgent step); nil when the workflow ends at AUTHORIZED.
+	ContinueWith *ContinueWith `json:"continueWith,omitempty"`
 }
 
 // Request is one invocation of initiate: the callback-pattern envelope
@@ -138,7 +141,10 @@ func strictDecode(raw []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
+		var f *Failure
 		switch {
+		case errors.As(err, &f): // a member's own strict decoding (continueWith)
+			return f
 		case errors.As(err, &typ):
 			return Fail(contract.ErrInvalidInput, "field %q has the wrong type", typ.Field)
 		case errors.As(err, &syn):
@@ -219,6 +225,14 @@ func (r *Request) Validate() error {
 		}
 		if len(in.Context) > MaxContext {
 			return invalid("context", "must be at most %d bytes of compact JSON", MaxContext)
+		}
+	}
+	if in.ContinueWith != nil {
+		if in.UserToken != "" {
+			return invalid("continueWith", "is not available for flows started with userToken: InvokeAgentRuntime with the user's JWT (an agent with a JWT authorizer) is the application's call")
+		}
+		if err := in.ContinueWith.Validate(); err != nil {
+			return err
 		}
 	}
 	if len(in.CustomParameters) > maxParams {

@@ -68,8 +68,12 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*inv
 	if c.Binding == flow.BindingNone {
 		log.Warn("binding mode none: callbacks complete without proof that the browser belongs to the user")
 	}
+	runtimes, err := flow.ParseAgentRuntimeARNs(get(contract.EnvAgentRuntimeARNs))
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %s: %w", contract.EnvAgentRuntimeARNs, err)
+	}
 	x, err := flow.NewInitiator(flow.Config{WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, Binding: c.Binding,
-		UserTokens: get(contract.EnvUserTokenIssuer) != ""}, flow.Deps{
+		UserTokens: get(contract.EnvUserTokenIssuer) != "", AgentRuntimes: runtimes, Region: get("AWS_REGION")}, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
 		Store:    state.New(cl.DynamoDB, c.Table, o.StoreOptions()...),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},

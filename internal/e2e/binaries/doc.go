@@ -1,5 +1,7 @@
-// Package binaries tests the real Lambda bootstrap binaries of the three
-// functions (functions/initiate, functions/callback, functions/resumer),
+// Package binaries tests the real Lambda bootstrap binaries of the four
+// functions (functions/initiate, functions/callback, functions/resumer,
+// functions/continue: continue_test.go, through the emulator's
+// InvokeAgentRuntime),
 // built exactly as the stack builds them (lambdaruntime.Build:
 // CGO_ENABLED=0 GOOS=linux -trimpath -ldflags "-s -w" -tags lambda.norpc)
 // for linux/amd64 and linux/arm64 (the latter run under

@@ -129,6 +129,10 @@ func checkSigV4(r *http.Request) *apiError {
 const maxBody = 1 << 20
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	if target, ok := runtimeTarget(r); ok {
+		s.serveRuntime(w, r, target)
+		return
+	}
 	reqID := uuid.NewString()
 	w.Header().Set("X-Amzn-Requestid", reqID)
 	route, known := routes[r.URL.Path]

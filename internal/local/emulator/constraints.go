@@ -80,6 +80,16 @@ var shapes = map[string]*shape{
 		{name: "userId", shape: "UserIdType"},
 	}},
 
+	// InvokeAgentRuntime's header and query members (runtime.go).
+	"MimeType":    str(1, 256, ``),
+	"StringType":  str(1, 1024, ``),
+	"SessionType": str(33, 256, ``),
+	"InvokeAgentRuntimeRequestAccountIdString":   str(-1, -1, `[0-9]{12}`),
+	"InvokeAgentRuntimeRequestTraceIdString":     str(0, 128, ``),
+	"InvokeAgentRuntimeRequestTraceParentString": str(0, 128, ``),
+	"InvokeAgentRuntimeRequestTraceStateString":  str(0, 512, ``),
+	"InvokeAgentRuntimeRequestBaggageString":     str(0, 8192, ``),
+
 	"GetWorkloadAccessTokenRequest": {kind: kStructure, members: []member{
 		{name: "workloadName", shape: "WorkloadIdentityNameType", required: true},
 	}},

@@ -74,7 +74,8 @@ func TestConstraintTableMatchesModel(t *testing.T) {
 			t.Errorf("%s: model says %s %s input %s; table says POST %s input %s", r.op, op.HTTP.Method, op.HTTP.RequestURI, op.Input.Shape, path, r.input)
 		}
 	}
-	// Every shape reachable from the six inputs must be in the table, identical.
+	// Every shape reachable from the six identity inputs (and InvokeAgentRuntime's
+	// headers) must be in the table, identical.
 	seen := map[string]bool{}
 	var visit func(name string)
 	visit = func(name string) {
@@ -168,9 +169,14 @@ func TestConstraintTableMatchesModel(t *testing.T) {
 	for _, r := range routes {
 		visit(r.input)
 	}
+	// InvokeAgentRuntime: its header and query members (runtime.go).
+	for _, h := range runtimeHeaders {
+		visit(h.shape)
+	}
+	visit("InvokeAgentRuntimeRequestAccountIdString")
 	for name := range shapes {
 		if !seen[name] {
-			t.Errorf("table shape %s is not used by any of the six inputs", name)
+			t.Errorf("table shape %s is not used by any of the seven inputs", name)
 		}
 	}
 	// Output enums the emulator emits.

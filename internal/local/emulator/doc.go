@@ -32,6 +32,28 @@
 // *types.ResourceNotFoundException (404), *types.UnauthorizedException (401),
 // *types.ThrottlingException (429) and *types.InternalServerException (500).
 //
+// AgentCore Runtime's InvokeAgentRuntime is served too (runtime.go): POST
+// /runtimes/{agentRuntimeArn}/invocations with the ARN percent-encoded in the path (or an
+// agent runtime id with ?accountId=), ?qualifier= (only DEFAULT exists here), the payload as
+// the raw body, and the model's header members (Content-Type, Accept, Mcp-*,
+// X-Amzn-Bedrock-AgentCore-Runtime-Session-Id 33-256, -User-Id 1-1024, trace headers),
+// validated as the identity operations are. Config.AgentRuntimes (JSON "agentRuntimes":
+// [{"arn", "url", "workload"}]) maps each runtime to a local agent process that follows the
+// Runtime service contract: the request goes to POST <url>/invocations with the session id,
+// the runtime user id and a WorkloadAccessToken header minted for (workload, user), as a
+// GetWorkloadAccessTokenForUserId would (GetWorkloadAccessToken without a user), and the
+// agent's answer is streamed back with its Content-Type and the session id header. An unknown
+// runtime or qualifier is ResourceNotFoundException (404); an agent that answers 4xx/5xx or
+// not at all is RuntimeClientError (424). Missing permission: the emulator checks no IAM, so
+// it never answers AccessDeniedException here; AWS does when the caller lacks
+// bedrock-agentcore:InvokeAgentRuntime, or InvokeAgentRuntimeForUser for a request with a
+// runtime user id. Faults (Throttle, InternalError, Delay) apply as to the other operations.
+//
+// The fake provider also serves a tiny protected API (providerapi.go): GET
+// /provider/<name>/userinfo with "Authorization: Bearer <token>" answers the provider, the
+// scopes and the user for tokens of its vault only (401 invalid_token otherwise), so an
+// agent calling it proves the token it got from the vault is real.
+//
 // Requests must carry an Authorization header "AWS4-HMAC-SHA256 Credential=.../<date>/
 // <region>/bedrock-agentcore/aws4_request, SignedHeaders=..., Signature=..."; the signature
 // is not verified. Without the header the answer is what AWS's front door returns for an

@@ -83,6 +83,9 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 	// IdP configures the test OpenID Connect provider served on the same origin (idp.go).
 	IdP IdPConfig `json:"idp,omitempty"`
+	// AgentRuntimes are the agent runtimes InvokeAgentRuntime forwards to
+	// (runtime.go).
+	AgentRuntimes []AgentRuntime `json:"agentRuntimes,omitempty"`
 }
 
 // Call is a read-only, non-secret summary of one request the emulator served.
@@ -176,9 +179,11 @@ var apiOps = map[string]bool{
 	OpGetWorkloadAccessToken: true, OpGetWorkloadAccessTokenForUserID: true,
 	OpGetWorkloadAccessTokenForJWT: true, OpGetResourceOauth2Token: true,
 	OpCompleteResourceTokenAuth: true, OpGetResourceAPIKey: true,
+	OpInvokeAgentRuntime: true,
 }
 
-// IsOperation reports whether op names one of the six emulated API operations.
+// IsOperation reports whether op names one of the emulated API operations: the six of
+// AgentCore Identity and AgentCore Runtime's InvokeAgentRuntime.
 func IsOperation(op string) bool { return apiOps[op] }
 
 // Server is an in-memory AgentCore Identity data plane plus a fake OAuth provider.
@@ -200,6 +205,7 @@ type Server struct {
 	faults    map[string][]Fault
 	calls     []Call
 	idp       *idp
+	runtimes  map[string]AgentRuntime // by ARN
 }
 
 // New validates cfg and returns a Server.
@@ -276,6 +282,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("emulator: provider %q: unknown kind %q (want %q or %q)", p.Name, p.Kind, OAuth2, APIKey)
 		}
 		s.providers[p.Name] = p
+	}
+	for _, rt := range cfg.AgentRuntimes {
+		if err := s.AddAgentRuntime(rt); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -394,6 +405,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(AuthorizePath, s.serveAuthorize)
 	mux.HandleFunc(CallsPath, s.serveCalls)
+	mux.HandleFunc(ProviderAPIPath, s.serveProviderAPI)
 	s.idpRoutes(mux)
 	mux.HandleFunc("/", s.serveAPI)
 	return mux

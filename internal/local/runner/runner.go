@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,10 @@ type Options struct {
 	// instance ConnectInstanceID) and configures the callback's Connect
 	// route (contract.ConnectCallbackPath) against it. Off by default.
 	Connect bool
+	// AgentRuntimeARNs are the agent runtimes a workflow may continue with
+	// (AGENT_RUNTIME_ARNS in Env; register them in the emulator with
+	// Emulator.AddAgentRuntime). Empty: initiate refuses continueWith.
+	AgentRuntimeARNs []string
 }
 
 // Stack is a running local system.
@@ -309,6 +314,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Connect {
 		s.Env["AWS_ENDPOINT_URL_CONNECT"] = s.ConnectURL
 		s.Env[contract.EnvConnectInstanceID] = ConnectInstanceID
+	}
+	if len(o.AgentRuntimeARNs) > 0 {
+		s.Env[contract.EnvAgentRuntimeARNs] = strings.Join(o.AgentRuntimeARNs, ",")
 	}
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{

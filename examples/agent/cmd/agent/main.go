@@ -1,0 +1,56 @@
+// Command agent runs the example agent (package agent) on port 8080, as AgentCore Runtime
+// runs an agent's container: POST /invocations and GET /ping.
+//
+// Settings (environment): AGENT_PROVIDER (credential provider), AGENT_SCOPES
+// (space-separated), AGENT_API_URL (the provider API to call), AGENT_RETURN_URL
+// (consentflow's CallbackUrl; AgentCore requires a return URL for user federation),
+// PORT (default 8080). AWS configuration as usual (locally
+// AWS_ENDPOINT_URL_BEDROCK_AGENTCORE names the emulator).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/consentflow/consentflow/agentauth"
+	"github.com/consentflow/consentflow/examples/agent"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		log.Error("AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	var opts []agentauth.Option
+	if u := os.Getenv("AGENT_RETURN_URL"); u != "" {
+		opts = append(opts, agentauth.WithReturnURL(u))
+	}
+	client, err := agentauth.New(cfg, opts...)
+	if err != nil {
+		log.Error("agentauth", "error", err.Error())
+		os.Exit(1)
+	}
+	s := agent.Settings{Provider: os.Getenv("AGENT_PROVIDER"), Scopes: strings.Fields(os.Getenv("AGENT_SCOPES")), APIURL: os.Getenv("AGENT_API_URL")}
+	if s.Provider == "" || len(s.Scopes) == 0 || s.APIURL == "" {
+		log.Error("AGENT_PROVIDER, AGENT_SCOPES and AGENT_API_URL are required")
+		os.Exit(1)
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	srv := &http.Server{Addr: ":" + port, Handler: agentauth.Middleware(agent.Handler(client, s, log)), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("agent listening", "port", port)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("serve", "error", err.Error())
+		os.Exit(1)
+	}
+}

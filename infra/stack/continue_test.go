@@ -1,0 +1,158 @@
+package stack
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/consentflow/consentflow/internal/contract"
+)
+
+// Without agentRuntimeArns nothing of the continuation exists: no function, no step, no
+// permission, and initiate refuses continueWith (no AGENT_RUNTIME_ARNS).
+func TestNoContinuationWithoutAgentRuntimes(t *testing.T) {
+	for name, s := range variants() {
+		if name == "agents" {
+			continue
+		}
+		need(t, s)
+		if s.cf.Continue != nil || s.cf.ContinueRole != nil {
+			t.Errorf("%s: a continue function without agent runtimes", name)
+		}
+		states := definition(t, s)["States"].(map[string]any)
+		for _, st := range []string{"ContinueWithAgent", "ContinueAgent", "ContinuationFailed", "AuthorizationOnly"} {
+			if states[st] != nil {
+				t.Errorf("%s: state %s without agent runtimes", name, st)
+			}
+		}
+		if rp := states["RequestAuthorization"].(map[string]any)["ResultPath"]; rp != nil {
+			t.Errorf("%s: RequestAuthorization ResultPath %v: the output must stay the authorization's result", name, rp)
+		}
+		for _, st := range s.statements() {
+			for _, a := range st.actions {
+				if strings.HasPrefix(a, "bedrock-agentcore:InvokeAgentRuntime") {
+					t.Errorf("%s: %s/%s grants %s", name, st.policy, st.sid, a)
+				}
+			}
+		}
+		_, fn := s.one(t, "AWS::Lambda::Function", "Initiate")
+		if env := props(fn)["Environment"].(map[string]any)["Variables"].(map[string]any); env[contract.EnvAgentRuntimeARNs] != nil {
+			t.Errorf("%s: initiate has %s", name, contract.EnvAgentRuntimeARNs)
+		}
+	}
+}
+
+func TestContinueAgentDefinition(t *testing.T) {
+	need(t, &agents)
+	def := definition(t, &agents)
+	states := def["States"].(map[string]any)
+	st := func(name string) map[string]any {
+		s, ok := states[name].(map[string]any)
+		if !ok {
+			t.Fatalf("no state %s in %v", name, states)
+		}
+		return s
+	}
+	req := st("RequestAuthorization")
+	if req["ResultPath"] != "$.authorization" || req["Next"] != "ContinueWithAgent" {
+		t.Errorf("RequestAuthorization ResultPath %v Next %v", req["ResultPath"], req["Next"])
+	}
+	// The authorization's own catchers are unchanged: a failed authorization still fails.
+	if n := len(req["Catch"].([]any)); n != 6 {
+		t.Errorf("RequestAuthorization has %d catchers", n)
+	}
+	choice := st("ContinueWithAgent")
+	rules := choice["Choices"].([]any)
+	rule := rules[0].(map[string]any)
+	if choice["Type"] != "Choice" || len(rules) != 1 || rule["Variable"] != "$.continueWith" || rule["IsPresent"] != true ||
+		rule["Next"] != "ContinueAgent" || choice["Default"] != "AuthorizationOnly" {
+		t.Errorf("ContinueWithAgent = %v", choice)
+	}
+	// Without continueWith: the output is the authorization's result, as without agent runtimes.
+	only := st("AuthorizationOnly")
+	if only["Type"] != "Pass" || only["OutputPath"] != "$.authorization" || only["Next"] != "Authorized" || st("Authorized")["Type"] != "Succeed" {
+		t.Errorf("AuthorizationOnly = %v", only)
+	}
+
+	step := st("ContinueAgent")
+	continueID, _ := agents.one(t, "AWS::Lambda::Function", "Continue")
+	if step["Type"] != "Task" || !strings.HasSuffix(str(step["Resource"]), ":function:"+continueID) {
+		t.Errorf("ContinueAgent resource %v, want the continue function", step["Resource"])
+	}
+	params := step["Parameters"].(map[string]any)
+	if params["continueWith.$"] != "$.continueWith" || params["authorization.$"] != "$.authorization" || len(params) != 2 {
+		t.Errorf("ContinueAgent Parameters = %v", params)
+	}
+	if step["ResultPath"] != "$.continuation" || step["Next"] != "Continued" {
+		t.Errorf("ContinueAgent ResultPath %v Next %v", step["ResultPath"], step["Next"])
+	}
+	var retried []string
+	for _, r := range step["Retry"].([]any) {
+		for _, e := range r.(map[string]any)["ErrorEquals"].([]any) {
+			retried = append(retried, e.(string))
+		}
+	}
+	sort.Strings(retried)
+	want := append(append([]string{}, contract.ContinuationRetryableErrors()...), LambdaServiceErrors...)
+	sort.Strings(want)
+	if !slices.Equal(retried, want) {
+		t.Errorf("ContinueAgent retries %v, want %v (never AgentRuntimeUnavailable: the agent may have run)", retried, want)
+	}
+	catches := step["Catch"].([]any)
+	c := catches[0].(map[string]any)
+	if len(catches) != 1 || fmt.Sprint(c["ErrorEquals"]) != "[States.ALL]" || c["Next"] != "ContinuationFailed" || c["ResultPath"] != "$.continuationError" {
+		t.Errorf("ContinueAgent catchers = %v", catches)
+	}
+	failed := st("ContinuationFailed")
+	fp := failed["Parameters"].(map[string]any)
+	if fp["authorization.$"] != "$.authorization" || fp["continuationError.$"] != "$.continuationError" || len(fp) != 2 ||
+		failed["Next"] != "AuthorizedContinuationFailed" || st("AuthorizedContinuationFailed")["Type"] != "Succeed" {
+		t.Errorf("ContinuationFailed = %v", failed)
+	}
+	done := st("Continued")
+	dp := done["Parameters"].(map[string]any)
+	if dp["authorization.$"] != "$.authorization" || dp["continuation.$"] != "$.continuation" || len(dp) != 2 ||
+		done["Next"] != "AuthorizedAndContinued" || st("AuthorizedAndContinued")["Type"] != "Succeed" {
+		t.Errorf("Continued = %v", done)
+	}
+}
+
+func TestContinueFunctionAndIAM(t *testing.T) {
+	need(t, &agents)
+	_, fn := agents.one(t, "AWS::Lambda::Function", "Continue")
+	p := props(fn)
+	env := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if env[contract.EnvAgentRuntimeARNs] != runtimeA+","+runtimeB || p["Timeout"] != float64(continueTimeout) || p["Architectures"] == nil {
+		t.Errorf("continue function: env %v timeout %v", env, p["Timeout"])
+	}
+	_, ini := agents.one(t, "AWS::Lambda::Function", "Initiate")
+	if v := props(ini)["Environment"].(map[string]any)["Variables"].(map[string]any)[contract.EnvAgentRuntimeARNs]; v != runtimeA+","+runtimeB {
+		t.Errorf("initiate %s = %v", contract.EnvAgentRuntimeARNs, v)
+	}
+	stmts := roleStatements(t, &agents, "ContinueRole")
+	wantActions := []string{"bedrock-agentcore:InvokeAgentRuntime", "bedrock-agentcore:InvokeAgentRuntimeForUser",
+		"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+	if got := actionsOf(stmts); !slices.Equal(got, wantActions) {
+		t.Errorf("continue role actions %v, want %v", got, wantActions)
+	}
+	for _, a := range wantActions[:2] {
+		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{runtimeA, runtimeB}) {
+			t.Errorf("%s on %v, want exactly the configured runtimes", a, got)
+		}
+	}
+	// No other role may invoke an agent runtime.
+	for _, st := range agents.statements() {
+		for _, a := range st.actions {
+			if strings.HasPrefix(a, "bedrock-agentcore:InvokeAgentRuntime") && !slices.Contains(wantActions, a) {
+				t.Errorf("%s/%s grants %s", st.policy, st.sid, a)
+			}
+		}
+	}
+	check(t, "four functions", func() {
+		agents.tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(4))
+	})
+}

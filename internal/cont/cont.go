@@ -1,0 +1,193 @@
+// Package cont continues the user's agent once the user has authorized: the
+// ContinueAgent step of the AuthorizeUser state machine. It invokes the
+// agent in AgentCore Runtime (InvokeAgentRuntime) named by the workflow's
+// continueWith, as the user who authorized (runtimeUserId), reads the
+// agent's answer fully up to MaxResponseBytes, and returns a bounded
+// Summary for the workflow's output. It depends on the Runtime port only;
+// internal/adapters/agentruntime adapts the AWS SDK to it.
+//
+// Flows started with a userToken cannot continue this way (initiate refuses
+// their continueWith): an agent behind a JWT authorizer is invoked with the
+// user's JWT as a bearer token, not with SigV4 and runtimeUserId, and only
+// the application holds that JWT. M2M flows continue without a user.
+package cont
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/consentflow/consentflow/internal/contract"
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+// Bounds of what is read and what is put in the workflow's output.
+const (
+	// MaxResponseBytes is the most of the agent's answer read; a longer
+	// answer fails the step with contract.ErrAgentResponseTooLarge.
+	MaxResponseBytes = 1 << 20
+	// SummaryBytes is the most of the body the Summary carries.
+	SummaryBytes = 16 * 1024
+)
+
+// Request is the ContinueAgent step's input: the execution input's
+// continueWith and the authorization task's result.
+type Request struct {
+	ContinueWith  *flow.ContinueWith `json:"continueWith"`
+	Authorization *flow.Result       `json:"authorization"`
+}
+
+// Invocation is one InvokeAgentRuntime call.
+type Invocation struct {
+	// AgentRuntime is the ARN, or the id with AccountID.
+	AgentRuntime     string
+	AccountID        string
+	Qualifier        string
+	RuntimeSessionID string
+	// RuntimeUserID is the user the agent acts for ("" for M2M flows).
+	RuntimeUserID string
+	Payload       []byte
+}
+
+// Response is the runtime's answer; the caller closes Body.
+type Response struct {
+	StatusCode       int
+	ContentType      string
+	RuntimeSessionID string
+	Body             io.ReadCloser
+}
+
+// Runtime is the slice of AgentCore Runtime the step uses. Errors are
+// *flow.Failure values named contract.ErrAgentRuntime*.
+type Runtime interface {
+	Invoke(ctx context.Context, in Invocation) (*Response, error)
+}
+
+// Summary is what the workflow's output carries of the agent's answer.
+type Summary struct {
+	StatusCode       int    `json:"statusCode"`
+	ContentType      string `json:"contentType,omitempty"`
+	RuntimeSessionID string `json:"runtimeSessionId,omitempty"`
+	// Bytes is the size of the whole body.
+	Bytes int `json:"bytes"`
+	// Body is a JSON body of at most SummaryBytes, as JSON.
+	Body json.RawMessage `json:"body,omitempty"`
+	// Text is otherwise the start (at most SummaryBytes, whole UTF-8
+	// characters) of a text or JSON body; other content types are not
+	// shown.
+	Text string `json:"text,omitempty"`
+	// Truncated: Text is not the whole body.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Continuer runs the step.
+type Continuer struct {
+	Runtime Runtime
+	// Allowed are the configured runtime ARNs (contract.EnvAgentRuntimeARNs);
+	// Region is the function's region.
+	Allowed []string
+	Region  string
+	Log     *slog.Logger
+}
+
+// ParseRequest decodes the step's input strictly.
+func ParseRequest(raw []byte) (Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		var f *flow.Failure
+		if errors.As(err, &f) {
+			return r, f
+		}
+		return r, flow.Fail(contract.ErrInvalidInput, "the ContinueAgent input is not {continueWith, authorization}")
+	}
+	return r, nil
+}
+
+// Continue invokes the agent for an AUTHORIZED result and summarizes its
+// answer. Errors are *flow.Failure values.
+func (c *Continuer) Continue(ctx context.Context, r Request) (*Summary, error) {
+	switch {
+	case r.ContinueWith == nil:
+		return nil, flow.Fail(contract.ErrInvalidInput, "continueWith is required")
+	case r.Authorization == nil || r.Authorization.Status != flow.StatusAuthorized:
+		return nil, flow.Fail(contract.ErrInvalidInput, "the authorization is not %s", flow.StatusAuthorized)
+	}
+	if err := r.ContinueWith.Validate(); err != nil {
+		return nil, err
+	}
+	if !r.ContinueWith.AllowedBy(c.Allowed, c.Region) {
+		return nil, flow.Fail(contract.ErrInvalidInput, "continueWith names an agent runtime that is not configured (%s)", contract.EnvAgentRuntimeARNs)
+	}
+	cw := r.ContinueWith
+	in := Invocation{
+		AgentRuntime: cw.AgentRuntimeARN, AccountID: cw.AccountID, Qualifier: cw.Qualifier,
+		RuntimeSessionID: cw.RuntimeSessionID, RuntimeUserID: r.Authorization.UserID, Payload: cw.Payload,
+	}
+	if in.AgentRuntime == "" {
+		in.AgentRuntime = cw.AgentRuntimeID
+	}
+	log := c.log().With("correlationId", r.Authorization.CorrelationID, "agentRuntime", cw.RuntimeID(), "forUser", in.RuntimeUserID != "")
+	res, err := c.Runtime.Invoke(ctx, in)
+	if err != nil {
+		f := flow.AsFailure(err, contract.ErrAgentRuntimeUnavailable)
+		log.WarnContext(ctx, "InvokeAgentRuntime failed", "error", f.Name, "detail", f.Message)
+		return nil, f
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxResponseBytes+1))
+	if err != nil {
+		log.WarnContext(ctx, "reading the agent's answer failed", "error", err.Error())
+		return nil, &flow.Failure{Name: contract.ErrAgentRuntimeUnavailable, Message: "the agent's answer broke off", Err: err}
+	}
+	if len(body) > MaxResponseBytes {
+		log.WarnContext(ctx, "the agent's answer is too large", "limit", MaxResponseBytes)
+		return nil, flow.Fail(contract.ErrAgentResponseTooLarge, "the agent's answer is larger than %d bytes", MaxResponseBytes)
+	}
+	s := Summarize(res.StatusCode, res.ContentType, body)
+	s.RuntimeSessionID = res.RuntimeSessionID
+	log.InfoContext(ctx, "agent continued", "statusCode", s.StatusCode, "contentType", s.ContentType, "bytes", s.Bytes)
+	return s, nil
+}
+
+func (c *Continuer) log() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
+// Summarize bounds an answer for the workflow's output: a JSON body of at
+// most SummaryBytes as JSON, otherwise the start of a JSON or text body as
+// text, nothing of other content types.
+func Summarize(status int, contentType string, body []byte) *Summary {
+	s := &Summary{StatusCode: status, ContentType: contentType, Bytes: len(body)}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
+	isText := strings.HasPrefix(mt, "text/") || isJSON
+	switch {
+	case isJSON && len(body) <= SummaryBytes && json.Valid(body):
+		var buf bytes.Buffer
+		if json.Compact(&buf, body) == nil {
+			s.Body = buf.Bytes()
+		}
+	case isText:
+		t := body
+		if len(t) > SummaryBytes {
+			cut := SummaryBytes
+			for cut > SummaryBytes-utf8.UTFMax && !utf8.RuneStart(body[cut]) {
+				cut-- // do not cut a character in two
+			}
+			t, s.Truncated = body[:cut], true
+		}
+		s.Text = strings.ToValidUTF8(string(t), "\uFFFD")
+	}
+	return s
+}

@@ -1,0 +1,180 @@
+package cont_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/consentflow/consentflow/internal/adapters/agentruntime"
+	"github.com/consentflow/consentflow/internal/cont"
+	"github.com/consentflow/consentflow/internal/contract"
+	"github.com/consentflow/consentflow/internal/local/emulator"
+)
+
+const runtimeARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/calendar_agent-a1B2c3D4e5"
+
+// agent is a local agent per the Runtime contract whose answer a test sets.
+type agent struct {
+	mu          sync.Mutex
+	status      int
+	contentType string
+	body        string
+	got         []http.Header
+}
+
+func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, r.Header.Clone())
+	_, _ = io.Copy(io.Discard, r.Body)
+	if a.status != 0 {
+		http.Error(w, "agent failed", a.status)
+		return
+	}
+	w.Header().Set("Content-Type", a.contentType)
+	_, _ = io.WriteString(w, a.body)
+}
+
+type env struct {
+	emu *emulator.Server
+	ag  *agent
+	h   *cont.Handler
+}
+
+func newEnv(t *testing.T) *env {
+	ag := &agent{contentType: "application/json", body: `{"answer": "3 meetings today"}`}
+	ats := httptest.NewServer(ag)
+	t.Cleanup(ats.Close)
+	emu, err := emulator.New(emulator.Config{
+		Workloads:     []emulator.Workload{{Name: "consentflow"}},
+		AgentRuntimes: []emulator.AgentRuntime{{ARN: runtimeARN, URL: ats.URL, Workload: "consentflow"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ets := httptest.NewServer(emu.Handler())
+	t.Cleanup(ets.Close)
+	c := &cont.Continuer{Runtime: agentruntime.Runtime{API: emulator.NewClient(ets.URL)}, Allowed: []string{runtimeARN}, Region: "us-east-1"}
+	return &env{emu: emu, ag: ag, h: &cont.Handler{Continuer: c}}
+}
+
+func event(cw string, userID string) json.RawMessage {
+	return json.RawMessage(`{"continueWith":` + cw + `,"authorization":{"status":"AUTHORIZED","provider":"google","scopes":["openid"],` +
+		`"userId":"` + userID + `","correlationId":"c-1"}}`)
+}
+
+var arnTarget = `{"agentRuntimeArn":"` + runtimeARN + `","payload":{"prompt":"go on"}}`
+
+func errType(t *testing.T, err error) string {
+	t.Helper()
+	var e messages.InvokeResponse_Error
+	if !errors.As(err, &e) {
+		t.Fatalf("not a Lambda error: %v", err)
+	}
+	return e.Type
+}
+
+func TestContinueSuccess(t *testing.T) {
+	e := newEnv(t)
+	for _, cw := range []string{arnTarget, `{"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012","payload":"hi"}`} {
+		s, err := e.h.Handle(context.Background(), event(cw, "github|4242"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.StatusCode != 200 || s.ContentType != "application/json" || string(s.Body) != `{"answer":"3 meetings today"}` ||
+			s.Bytes != 30 || s.RuntimeSessionID == "" || s.Truncated {
+			t.Fatalf("summary %+v", s)
+		}
+	}
+	// The agent acted for the user who authorized.
+	if h := e.ag.got[0]; h.Get(emulator.HeaderRuntimeUserID) != "github|4242" || h.Get(emulator.HeaderWorkloadToken) == "" {
+		t.Fatalf("agent got %v", h)
+	}
+	// An M2M authorization (no user) continues without a user.
+	if _, err := e.h.Handle(context.Background(), event(arnTarget, "")); err != nil {
+		t.Fatal(err)
+	}
+	if h := e.ag.got[2]; h.Get(emulator.HeaderRuntimeUserID) != "" {
+		t.Fatalf("agent got a user for M2M: %v", h)
+	}
+}
+
+func TestContinueFailures(t *testing.T) {
+	other := `{"agentRuntimeArn":"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5","payload":{}}`
+	for _, c := range []struct {
+		name  string
+		event json.RawMessage
+		setup func(e *env)
+		want  string
+	}{
+		{"agent 500", event(arnTarget, "u"), func(e *env) { e.ag.status = 500 }, contract.ErrAgentRuntimeRejected},
+		{"agent 404", event(arnTarget, "u"), func(e *env) { e.ag.status = 404 }, contract.ErrAgentRuntimeRejected},
+		{"runtime unknown to AgentCore", event(arnTarget, "u"), func(e *env) {
+			e.h.Continuer.Allowed = append(e.h.Continuer.Allowed, "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5")
+		}, ""},
+		{"throttled", event(arnTarget, "u"), func(e *env) { e.emu.InjectFault(emulator.OpInvokeAgentRuntime, 1, emulator.Throttle) }, contract.ErrAgentRuntimeThrottled},
+		{"runtime 500", event(arnTarget, "u"), func(e *env) { e.emu.InjectFault(emulator.OpInvokeAgentRuntime, 1, emulator.InternalError) }, contract.ErrAgentRuntimeUnavailable},
+		{"oversized", event(arnTarget, "u"), func(e *env) { e.ag.body = strings.Repeat("x", cont.MaxResponseBytes+1) }, contract.ErrAgentResponseTooLarge},
+		{"not allowed", event(other, "u"), nil, contract.ErrInvalidInput},
+		{"not authorized", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZATION_REQUIRED","provider":"p","scopes":[]}}`), nil, contract.ErrInvalidInput},
+		{"bad continueWith", event(`{"agentRuntimeArn":"`+runtimeARN+`"}`, "u"), nil, contract.ErrInvalidInput},
+		{"unknown field", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZED","provider":"p","scopes":[]},"x":1}`), nil, contract.ErrInvalidInput},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			if c.setup != nil {
+				c.setup(e)
+			}
+			if c.name == "runtime unknown to AgentCore" {
+				c.event, c.want = event(other, "u"), contract.ErrAgentRuntimeNotFound
+			}
+			calls := len(e.ag.got)
+			s, err := e.h.Handle(context.Background(), c.event)
+			if err == nil {
+				t.Fatalf("summary %+v", s)
+			}
+			if got := errType(t, err); got != c.want {
+				t.Fatalf("error %s (%v), want %s", got, err, c.want)
+			}
+			if strings.Contains(err.Error(), "go on") {
+				t.Fatalf("error echoes the payload: %v", err)
+			}
+			if c.want == contract.ErrInvalidInput && len(e.ag.got) != calls {
+				t.Fatal("the agent was invoked for an invalid input")
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	big := strings.Repeat("é", cont.SummaryBytes) // 2 bytes each
+	for _, c := range []struct {
+		name, ct, body string
+		check          func(*cont.Summary) bool
+	}{
+		{"json", "application/json; charset=utf-8", `{ "a": [1, 2] }`, func(s *cont.Summary) bool { return string(s.Body) == `{"a":[1,2]}` && s.Text == "" }},
+		{"problem json", "application/problem+json", `{"title":"x"}`, func(s *cont.Summary) bool { return string(s.Body) == `{"title":"x"}` }},
+		{"invalid json", "application/json", `{"a":`, func(s *cont.Summary) bool { return s.Body == nil && s.Text == `{"a":` }},
+		{"long json", "application/json", `"` + big + `"`, func(s *cont.Summary) bool {
+			return s.Body == nil && s.Truncated && len(s.Text) <= cont.SummaryBytes && !strings.ContainsRune(s.Text, '\uFFFD')
+		}},
+		{"sse", "text/event-stream", "data: x\n\n", func(s *cont.Summary) bool { return s.Text == "data: x\n\n" && !s.Truncated }},
+		{"long text", "text/plain", big, func(s *cont.Summary) bool {
+			return s.Truncated && len(s.Text) == cont.SummaryBytes && !strings.ContainsRune(s.Text, '\uFFFD') && s.Bytes == 2*cont.SummaryBytes
+		}},
+		{"binary", "application/octet-stream", "\x00\x01", func(s *cont.Summary) bool { return s.Body == nil && s.Text == "" && s.Bytes == 2 }},
+		{"no type", "", "x", func(s *cont.Summary) bool { return s.Text == "" }},
+	} {
+		if s := cont.Summarize(200, c.ct, []byte(c.body)); !c.check(s) {
+			t.Errorf("%s: %+v", c.name, s)
+		}
+	}
+}

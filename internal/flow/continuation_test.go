@@ -1,0 +1,125 @@
+package flow_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/consentflow/consentflow/internal/contract"
+	"github.com/consentflow/consentflow/internal/flow"
+)
+
+const testRuntimeARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/calendar_agent-a1B2c3D4e5"
+
+func TestContinueWithValidation(t *testing.T) {
+	base := `"userId":"u","provider":"p","scopes":["s"]`
+	sid := strings.Repeat("s", 33)
+	for _, c := range []struct {
+		name, cw string
+		ok       bool
+	}{
+		{"arn", `{"agentRuntimeArn":"` + testRuntimeARN + `","payload":{"prompt":"hi"}}`, true},
+		{"arn qualifier session", `{"agentRuntimeArn":"` + testRuntimeARN + `","qualifier":"DEFAULT","runtimeSessionId":"` + sid + `","payload":"text"}`, true},
+		{"gov partition", `{"agentRuntimeArn":"arn:aws-us-gov:bedrock-agentcore:us-gov-west-1:123456789012:runtime/a-0123456789","payload":1}`, true},
+		{"id and account", `{"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012","payload":{}}`, true},
+		{"neither", `{"payload":{}}`, false},
+		{"both", `{"agentRuntimeArn":"` + testRuntimeARN + `","agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012","payload":{}}`, false},
+		{"arn with account", `{"agentRuntimeArn":"` + testRuntimeARN + `","accountId":"123456789012","payload":{}}`, false},
+		{"arn of another service", `{"agentRuntimeArn":"arn:aws:lambda:us-east-1:123456789012:function:x","payload":{}}`, false},
+		{"arn wildcard", `{"agentRuntimeArn":"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*","payload":{}}`, false},
+		{"arn endpoint suffix", `{"agentRuntimeArn":"` + testRuntimeARN + `/runtime-endpoint/DEFAULT","payload":{}}`, false},
+		{"id without account", `{"agentRuntimeId":"calendar_agent-a1B2c3D4e5","payload":{}}`, false},
+		{"id bad account", `{"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"12345678901","payload":{}}`, false},
+		{"id pattern", `{"agentRuntimeId":"calendar agent","accountId":"123456789012","payload":{}}`, false},
+		{"qualifier pattern", `{"agentRuntimeArn":"` + testRuntimeARN + `","qualifier":"1bad","payload":{}}`, false},
+		{"session too short", `{"agentRuntimeArn":"` + testRuntimeARN + `","runtimeSessionId":"` + sid[1:] + `","payload":{}}`, false},
+		{"session too long", `{"agentRuntimeArn":"` + testRuntimeARN + `","runtimeSessionId":"` + strings.Repeat("s", 257) + `","payload":{}}`, false},
+		{"session with space", `{"agentRuntimeArn":"` + testRuntimeARN + `","runtimeSessionId":"` + sid + ` x","payload":{}}`, false},
+		{"no payload", `{"agentRuntimeArn":"` + testRuntimeARN + `"}`, false},
+		{"null payload", `{"agentRuntimeArn":"` + testRuntimeARN + `","payload":null}`, false},
+		{"payload too large", `{"agentRuntimeArn":"` + testRuntimeARN + `","payload":"` + strings.Repeat("x", flow.MaxContinuePayload) + `"}`, false},
+		{"unknown member", `{"agentRuntimeArn":"` + testRuntimeARN + `","payload":{},"runtimeUserId":"someone-else"}`, false},
+		{"case-folded member", `{"AgentRuntimeArn":"` + testRuntimeARN + `","payload":{}}`, false},
+		{"not an object", `"` + testRuntimeARN + `"`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := flow.ParseRequest([]byte(`{` + base + `,"continueWith":` + c.cw + `}`))
+			if err == nil {
+				err = req.Validate()
+			}
+			if (err == nil) != c.ok {
+				t.Fatalf("err = %v, want ok=%v", err, c.ok)
+			}
+			if err != nil && failureName(err) != contract.ErrInvalidInput {
+				t.Fatalf("refusal %v", err)
+			}
+			if err != nil && strings.Contains(err.Error(), "someone-else") {
+				t.Fatalf("refusal echoes a value: %v", err)
+			}
+		})
+	}
+}
+
+// Initiate refuses, before any call, a continueWith it could not carry
+// out: for a JWT flow, naming a runtime not configured, or with none
+// configured.
+func TestInitiateRefusesContinuations(t *testing.T) {
+	cw := func(target string) string {
+		return `,"continueWith":{` + target + `,"payload":{"q":1}}`
+	}
+	arn := `"agentRuntimeArn":"` + testRuntimeARN + `"`
+	for name, raw := range map[string]string{
+		"jwt flow":         `{"userToken":"` + jwt + `","provider":"p","scopes":["s"]` + cw(arn) + `}`,
+		"other runtime":    `{"userId":"u","provider":"p","scopes":["s"]` + cw(`"agentRuntimeArn":"arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5"`) + `}`,
+		"other account":    `{"userId":"u","provider":"p","scopes":["s"]` + cw(`"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"210987654321"`) + `}`,
+		"unknown field in": `{"userId":"u","provider":"p","scopes":["s"]` + cw(arn+`,"x":1`) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, flow.BindingCode)
+			req, err := flow.ParseRequest([]byte(raw))
+			if err == nil {
+				_, err = e.ini.Initiate(context.Background(), req)
+			}
+			if failureName(err) != contract.ErrInvalidInput || len(e.id.calls) != 0 {
+				t.Fatalf("err %v, calls %v", err, e.id.calls)
+			}
+		})
+	}
+	t.Run("none configured", func(t *testing.T) {
+		x, err := flow.NewInitiator(flow.Config{WorkloadName: "w-1", ReturnURL: "https://cb.example/cb", Binding: flow.BindingCode},
+			flow.Deps{Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := flow.ParseRequest([]byte(`{"userId":"u","provider":"p","scopes":["s"]` + cw(arn) + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.Initiate(context.Background(), req); failureName(err) != contract.ErrInvalidInput || !strings.Contains(err.Error(), contract.EnvAgentRuntimeARNs) {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("accepted", func(t *testing.T) {
+		e := newEnv(t, flow.BindingCode)
+		for _, target := range []string{arn, `"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012"`} {
+			res := mustInitiate(t, e, `{"userId":"u","provider":"p","scopes":["s"]`+cw(target)+`}`)
+			if res.Status != flow.StatusAuthorizationRequired {
+				t.Fatalf("result %+v", res)
+			}
+		}
+	})
+}
+
+func TestParseAgentRuntimeARNs(t *testing.T) {
+	got, err := flow.ParseAgentRuntimeARNs(" " + testRuntimeARN + ", ,arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/b-0123456789")
+	if err != nil || len(got) != 2 || got[0] != testRuntimeARN {
+		t.Fatalf("%v %v", got, err)
+	}
+	if got, err := flow.ParseAgentRuntimeARNs(""); err != nil || got != nil {
+		t.Fatalf("empty: %v %v", got, err)
+	}
+	if _, err := flow.ParseAgentRuntimeARNs("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*"); err == nil {
+		t.Fatal("a wildcard was accepted")
+	}
+}
