@@ -47,8 +47,10 @@ const (
 	CtxUserTokenIssuer   = "userTokenIssuer"
 	CtxUserTokenAudience = "userTokenAudience"
 
-	// CtxAgentRuntimeARNs lists the AgentCore Runtime ARNs a workflow may continue with
-	// (continueWith): the ContinueAgent step and its function exist only when it is set.
+	// CtxAgentRuntimeARNs lists the AgentCore Runtime ARNs (each allows its DEFAULT endpoint)
+	// and runtime endpoint ARNs (<runtime ARN>/runtime-endpoint/<name>: that endpoint) a
+	// workflow may continue with (continueWith): the ContinueAgent step and its function exist
+	// only when it is set.
 	CtxAgentRuntimeARNs = "agentRuntimeArns"
 
 	// Custom domain of the callback API.
@@ -329,10 +331,6 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// agentRuntimeARNRE is an AgentCore Runtime ARN, written out in full (no wildcards): the
-// IAM statement names exactly these.
-var agentRuntimeARNRE = regexp.MustCompile(`^arn:aws[a-z-]{0,20}:bedrock-agentcore:[a-z0-9-]{1,30}:[0-9]{12}:runtime/[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$`)
-
 // agentRuntimeARNsOf reads agentRuntimeArns: ARNs comma- or space-separated
 // (`-c agentRuntimeArns=arn:...,arn:...`) or a JSON array of strings (cdk.json).
 func agentRuntimeARNsOf(v any) ([]string, error) {
@@ -354,8 +352,8 @@ func agentRuntimeARNsOf(v any) ([]string, error) {
 	}
 	var out []string
 	for _, s := range list {
-		if !agentRuntimeARNRE.MatchString(s) {
-			return nil, fmt.Errorf("context %s: %q is not an AgentCore Runtime ARN (arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>; no wildcards)", CtxAgentRuntimeARNs, s)
+		if _, ok := contract.ParseAgentRuntimeTarget(s); !ok {
+			return nil, fmt.Errorf("context %s: %q is not an AgentCore Runtime ARN (arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>, its DEFAULT endpoint) or runtime endpoint ARN (<runtime ARN>/runtime-endpoint/<name>); no wildcards", CtxAgentRuntimeARNs, s)
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)

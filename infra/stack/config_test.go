@@ -308,19 +308,22 @@ func TestExternalAgents(t *testing.T) {
 func TestAgentRuntimeARNs(t *testing.T) {
 	const a = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/agent_a-a1B2c3D4e5"
 	const b = "arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/agent_b-a1B2c3D4e5"
-	for _, v := range []any{a + ", " + b, []any{a, b, a}} {
+	const e = a + "/runtime-endpoint/prod_1"
+	for _, v := range []any{a + ", " + b + " " + e, []any{a, b, a, e}} {
 		c, err := LoadConfig(ctx(map[string]any{CtxCredentialProviderName: "p", CtxAgentRuntimeARNs: v}))
-		if err != nil || !reflect.DeepEqual(c.AgentRuntimeARNs, []string{a, b}) {
+		if err != nil || !reflect.DeepEqual(c.AgentRuntimeARNs, []string{a, b, e}) {
 			t.Errorf("%v: %v %v", v, c.AgentRuntimeARNs, err)
 		}
 	}
 	for name, v := range map[string]any{
-		"wildcard":        "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*",
-		"endpoint":        a + "/runtime-endpoint/DEFAULT",
-		"other service":   "arn:aws:lambda:us-east-1:123456789012:function:x",
-		"not strings":     []any{1.0},
-		"not a list":      map[string]any{},
-		"partial account": "arn:aws:bedrock-agentcore:us-east-1:1234:runtime/agent_a-a1B2c3D4e5",
+		"wildcard":          "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*",
+		"endpoint wildcard": a + "/runtime-endpoint/*",
+		"endpoint name":     a + "/runtime-endpoint/1prod",
+		"endpoint empty":    a + "/runtime-endpoint/",
+		"other service":     "arn:aws:lambda:us-east-1:123456789012:function:x",
+		"not strings":       []any{1.0},
+		"not a list":        map[string]any{},
+		"partial account":   "arn:aws:bedrock-agentcore:us-east-1:1234:runtime/agent_a-a1B2c3D4e5",
 	} {
 		if _, err := LoadConfig(ctx(map[string]any{CtxCredentialProviderName: "p", CtxAgentRuntimeARNs: v})); err == nil || !strings.Contains(err.Error(), CtxAgentRuntimeARNs) {
 			t.Errorf("%s: %v", name, err)

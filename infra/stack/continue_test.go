@@ -140,8 +140,13 @@ func TestContinueFunctionAndIAM(t *testing.T) {
 		t.Errorf("continue role actions %v, want %v", got, wantActions)
 	}
 	for _, a := range wantActions[:2] {
-		if got := resourcesOf(stmts, a); !slices.Equal(got, []string{runtimeA, runtimeB}) {
-			t.Errorf("%s on %v, want exactly the configured runtimes", a, got)
+		// AgentCore authorizes on the runtime and on the endpoint: runtimeA's DEFAULT one,
+		// runtimeB's prod one, nothing else.
+		want := []string{runtimeA, runtimeA + "/runtime-endpoint/DEFAULT",
+			strings.TrimSuffix(runtimeB, "/runtime-endpoint/prod"), runtimeB}
+		sort.Strings(want)
+		if got := resourcesOf(stmts, a); !slices.Equal(got, want) {
+			t.Errorf("%s on %v, want exactly the configured runtimes and endpoints %v", a, got, want)
 		}
 	}
 	// No other role may invoke an agent runtime.

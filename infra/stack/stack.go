@@ -885,10 +885,21 @@ func newContinue(s awscdk.Stack, cf *ConsentFlow, cfg Config, props *Props, logs
 		logs:        logs,
 		env:         map[string]string{contract.EnvAgentRuntimeARNs: strings.Join(cfg.AgentRuntimeARNs, ",")},
 	})
+	// AgentCore authorizes an invocation on the runtime and on the endpoint it goes to: each
+	// configured entry grants exactly those two (a runtime ARN: its DEFAULT endpoint).
+	var resources []string
+	for _, a := range cfg.AgentRuntimeARNs {
+		t, _ := contract.ParseAgentRuntimeTarget(a) // checked by ConfigFrom
+		for _, r := range t.IAMResources() {
+			if !slices.Contains(resources, r) {
+				resources = append(resources, r)
+			}
+		}
+	}
 	cf.ContinueRole.AddToPolicy(statement("InvokeAgentRuntime", []string{
 		"bedrock-agentcore:InvokeAgentRuntime",
 		"bedrock-agentcore:InvokeAgentRuntimeForUser",
-	}, cfg.AgentRuntimeARNs...))
+	}, resources...))
 }
 
 func newProvider(s awscdk.Stack, p *ProviderSpec) awsbedrockagentcore.OAuth2CredentialProvider {

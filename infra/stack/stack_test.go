@@ -139,7 +139,8 @@ const oidcSecretARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cons
 
 const (
 	runtimeA = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/calendar_agent-a1B2c3D4e5"
-	runtimeB = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/mail_agent-f6G7h8I9j0"
+	// runtimeB is an endpoint ARN: it allows the runtime's "prod" endpoint only.
+	runtimeB = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/mail_agent-f6G7h8I9j0/runtime-endpoint/prod"
 )
 
 // variants are the stacks that synthesize, by name.

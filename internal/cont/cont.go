@@ -34,6 +34,11 @@ const (
 	MaxResponseBytes = 1 << 20
 	// SummaryBytes is the most of the body the Summary carries.
 	SummaryBytes = 16 * 1024
+	// MaxSummaryJSON bounds the Summary as the workflow's state carries it
+	// (JSON, where a control character or '<' takes six bytes), so that
+	// the input, the authorization and the summary stay far below Step
+	// Functions' 256 KiB.
+	MaxSummaryJSON = 2 * SummaryBytes
 )
 
 // Request is the ContinueAgent step's input: the execution input's
@@ -91,7 +96,7 @@ type Continuer struct {
 	Runtime Runtime
 	// Allowed are the configured runtime ARNs (contract.EnvAgentRuntimeARNs);
 	// Region is the function's region.
-	Allowed []string
+	Allowed []contract.AgentRuntimeTarget
 	Region  string
 	Log     *slog.Logger
 }
@@ -166,28 +171,43 @@ func (c *Continuer) log() *slog.Logger {
 
 // Summarize bounds an answer for the workflow's output: a JSON body of at
 // most SummaryBytes as JSON, otherwise the start of a JSON or text body as
-// text, nothing of other content types.
+// text, nothing of other content types; the Summary's JSON is at most
+// MaxSummaryJSON bytes.
 func Summarize(status int, contentType string, body []byte) *Summary {
 	s := &Summary{StatusCode: status, ContentType: contentType, Bytes: len(body)}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	isText := strings.HasPrefix(mt, "text/") || isJSON
-	switch {
-	case isJSON && len(body) <= SummaryBytes && json.Valid(body):
+	if isJSON && len(body) <= SummaryBytes && json.Valid(body) {
 		var buf bytes.Buffer
 		if json.Compact(&buf, body) == nil {
 			s.Body = buf.Bytes()
-		}
-	case isText:
-		t := body
-		if len(t) > SummaryBytes {
-			cut := SummaryBytes
-			for cut > SummaryBytes-utf8.UTFMax && !utf8.RuneStart(body[cut]) {
-				cut-- // do not cut a character in two
+			if encodedLen(s) <= MaxSummaryJSON {
+				return s
 			}
-			t, s.Truncated = body[:cut], true
+			s.Body = nil // escaped, it is too large: its start as text
 		}
-		s.Text = strings.ToValidUTF8(string(t), "\uFFFD")
 	}
-	return s
+	if !isText {
+		return s
+	}
+	cut := min(len(body), SummaryBytes)
+	for {
+		for cut > 0 && cut < len(body) && !utf8.RuneStart(body[cut]) {
+			cut-- // do not cut a character in two
+		}
+		s.Text, s.Truncated = strings.ToValidUTF8(string(body[:cut]), "\uFFFD"), cut < len(body)
+		over := encodedLen(s) - MaxSummaryJSON
+		if over <= 0 || cut == 0 {
+			return s
+		}
+		// Each byte cut saves at least one byte of JSON, at most six.
+		cut -= max(over/6, 1)
+		cut = max(cut, 0)
+	}
+}
+
+func encodedLen(s *Summary) int {
+	b, _ := json.Marshal(s)
+	return len(b)
 }

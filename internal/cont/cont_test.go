@@ -16,6 +16,7 @@ import (
 	"github.com/consentflow/consentflow/internal/adapters/agentruntime"
 	"github.com/consentflow/consentflow/internal/cont"
 	"github.com/consentflow/consentflow/internal/contract"
+	"github.com/consentflow/consentflow/internal/flow"
 	"github.com/consentflow/consentflow/internal/local/emulator"
 )
 
@@ -62,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	}
 	ets := httptest.NewServer(emu.Handler())
 	t.Cleanup(ets.Close)
-	c := &cont.Continuer{Runtime: agentruntime.Runtime{API: emulator.NewClient(ets.URL)}, Allowed: []string{runtimeARN}, Region: "us-east-1"}
+	c := &cont.Continuer{Runtime: agentruntime.Runtime{API: emulator.NewClient(ets.URL)}, Allowed: targets(t, runtimeARN), Region: "us-east-1"}
 	return &env{emu: emu, ag: ag, h: &cont.Handler{Continuer: c}}
 }
 
@@ -118,7 +119,7 @@ func TestContinueFailures(t *testing.T) {
 		{"agent 500", event(arnTarget, "u"), func(e *env) { e.ag.status = 500 }, contract.ErrAgentRuntimeRejected},
 		{"agent 404", event(arnTarget, "u"), func(e *env) { e.ag.status = 404 }, contract.ErrAgentRuntimeRejected},
 		{"runtime unknown to AgentCore", event(arnTarget, "u"), func(e *env) {
-			e.h.Continuer.Allowed = append(e.h.Continuer.Allowed, "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5")
+			e.h.Continuer.Allowed = append(e.h.Continuer.Allowed, targets(t, "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5")...)
 		}, ""},
 		{"throttled", event(arnTarget, "u"), func(e *env) { e.emu.InjectFault(emulator.OpInvokeAgentRuntime, 1, emulator.Throttle) }, contract.ErrAgentRuntimeThrottled},
 		{"runtime 500", event(arnTarget, "u"), func(e *env) { e.emu.InjectFault(emulator.OpInvokeAgentRuntime, 1, emulator.InternalError) }, contract.ErrAgentRuntimeUnavailable},
@@ -172,9 +173,31 @@ func TestSummarize(t *testing.T) {
 		}},
 		{"binary", "application/octet-stream", "\x00\x01", func(s *cont.Summary) bool { return s.Body == nil && s.Text == "" && s.Bytes == 2 }},
 		{"no type", "", "x", func(s *cont.Summary) bool { return s.Text == "" }},
+		// Escaped in JSON, '<' and control characters take six bytes: the summary is
+		// shortened to MaxSummaryJSON, a JSON body becomes the start of its text.
+		{"escaped text", "text/plain", strings.Repeat("<\x01", cont.SummaryBytes/2), func(s *cont.Summary) bool {
+			return s.Truncated && len(s.Text) > cont.SummaryBytes/4 && len(s.Text) < cont.SummaryBytes
+		}},
+		{"escaped json", "application/json", `"` + strings.Repeat("<", cont.SummaryBytes-2) + `"`, func(s *cont.Summary) bool {
+			return s.Body == nil && s.Truncated && strings.HasPrefix(s.Text, `"<<<`)
+		}},
+		{"small escaped json", "application/json", `"<>&"`, func(s *cont.Summary) bool { return string(s.Body) == `"<>&"` }},
 	} {
-		if s := cont.Summarize(200, c.ct, []byte(c.body)); !c.check(s) {
+		s := cont.Summarize(200, c.ct, []byte(c.body))
+		if !c.check(s) {
 			t.Errorf("%s: %+v", c.name, s)
 		}
+		if b, _ := json.Marshal(s); len(b) > cont.MaxSummaryJSON {
+			t.Errorf("%s: the summary's JSON is %d bytes", c.name, len(b))
+		}
 	}
+}
+
+func targets(t *testing.T, arns ...string) []contract.AgentRuntimeTarget {
+	t.Helper()
+	out, err := flow.ParseAgentRuntimeARNs(strings.Join(arns, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

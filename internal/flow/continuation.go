@@ -3,7 +3,6 @@ package flow
 import (
 	"encoding/json"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/consentflow/consentflow/internal/contract"
@@ -45,7 +44,6 @@ var (
 	// that qualifies it, and the model's accountId pattern.
 	runtimeIDRE  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$`)
 	runtimeARNRE = regexp.MustCompile(`^arn:aws[a-z-]{0,20}:bedrock-agentcore:[a-z0-9-]{1,30}:([0-9]{12}):runtime/([a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10})$`)
-	qualifierRE  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,47}$`)
 	accountIDRE  = regexp.MustCompile(`^[0-9]{12}$`)
 )
 
@@ -92,7 +90,7 @@ func (c *ContinueWith) Validate() error {
 		return invalid("continueWith.agentRuntimeId", "must be a name of letters, digits and '_' and a 10-character suffix (name-0123456789)")
 	case c.AgentRuntimeID != "" && !accountIDRE.MatchString(c.AccountID):
 		return invalid("continueWith.accountId", "must be the 12-digit account of the agent runtime")
-	case c.Qualifier != "" && !qualifierRE.MatchString(c.Qualifier):
+	case c.Qualifier != "" && !contract.ValidRuntimeEndpointName(c.Qualifier):
 		return invalid("continueWith.qualifier", "must be an endpoint name (1-48 of letters, digits and '_', starting with a letter)")
 	}
 	if c.RuntimeSessionID != "" {
@@ -132,38 +130,35 @@ func (c *ContinueWith) RuntimeID() string {
 	return c.AgentRuntimeID
 }
 
-// AllowedBy reports whether one of the configured runtime ARNs names the
-// runtime: the ARN itself, or for the id form an ARN with the same account
-// and id (in region, when region is not empty).
-func (c *ContinueWith) AllowedBy(allowed []string, region string) bool {
-	if c.AgentRuntimeARN != "" {
-		return slices.Contains(allowed, c.AgentRuntimeARN)
-	}
-	for _, a := range allowed {
-		m := runtimeARNRE.FindStringSubmatch(a)
-		if m == nil || m[1] != c.AccountID || m[2] != c.AgentRuntimeID {
-			continue
-		}
-		if region == "" || strings.Split(a, ":")[3] == region {
+// AllowedBy reports whether one of the configured targets (runtime or
+// runtime endpoint ARNs) permits the runtime at the qualifier's endpoint:
+// the ARN itself, or for the id form one with the same account and id (in
+// region, when region is not empty). A runtime ARN permits only its
+// DEFAULT endpoint.
+func (c *ContinueWith) AllowedBy(allowed []contract.AgentRuntimeTarget, region string) bool {
+	for _, t := range allowed {
+		if t.Allows(c.AgentRuntimeARN, c.AccountID, c.AgentRuntimeID, c.Qualifier, region) {
 			return true
 		}
 	}
 	return false
 }
 
-// ParseAgentRuntimeARNs reads a comma-separated list of runtime ARNs (the
-// AGENT_RUNTIME_ARNS setting); it refuses anything that is not one.
-func ParseAgentRuntimeARNs(s string) ([]string, error) {
-	var out []string
+// ParseAgentRuntimeARNs reads a comma-separated list of runtime and runtime
+// endpoint ARNs (the AGENT_RUNTIME_ARNS setting); it refuses anything that
+// is not one.
+func ParseAgentRuntimeARNs(s string) ([]contract.AgentRuntimeTarget, error) {
+	var out []contract.AgentRuntimeTarget
 	for _, a := range strings.Split(s, ",") {
 		a = strings.TrimSpace(a)
 		if a == "" {
 			continue
 		}
-		if !ValidAgentRuntimeARN(a) {
-			return nil, Fail(contract.ErrMisconfigured, "%q is not an AgentCore Runtime ARN", a)
+		t, ok := contract.ParseAgentRuntimeTarget(a)
+		if !ok {
+			return nil, Fail(contract.ErrMisconfigured, "%q is not an AgentCore Runtime or runtime endpoint ARN", a)
 		}
-		out = append(out, a)
+		out = append(out, t)
 	}
 	return out, nil
 }

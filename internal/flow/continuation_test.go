@@ -113,7 +113,7 @@ func TestInitiateRefusesContinuations(t *testing.T) {
 
 func TestParseAgentRuntimeARNs(t *testing.T) {
 	got, err := flow.ParseAgentRuntimeARNs(" " + testRuntimeARN + ", ,arn:aws:bedrock-agentcore:eu-west-1:123456789012:runtime/b-0123456789")
-	if err != nil || len(got) != 2 || got[0] != testRuntimeARN {
+	if err != nil || len(got) != 2 || got[0].RuntimeARN != testRuntimeARN || got[0].Endpoint != "DEFAULT" || got[1].Region != "eu-west-1" {
 		t.Fatalf("%v %v", got, err)
 	}
 	if got, err := flow.ParseAgentRuntimeARNs(""); err != nil || got != nil {
@@ -121,5 +121,35 @@ func TestParseAgentRuntimeARNs(t *testing.T) {
 	}
 	if _, err := flow.ParseAgentRuntimeARNs("arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*"); err == nil {
 		t.Fatal("a wildcard was accepted")
+	}
+	if _, err := flow.ParseAgentRuntimeARNs(testRuntimeARN + "/runtime-endpoint/*"); err == nil {
+		t.Fatal("an endpoint wildcard was accepted")
+	}
+}
+
+// A runtime ARN allows its DEFAULT endpoint only; an endpoint ARN allows
+// that endpoint (the qualifier) only.
+func TestContinueWithQualifierAllowList(t *testing.T) {
+	allowed := mustTargets(testRuntimeARN, "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5/runtime-endpoint/prod")
+	other := "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/other-a1B2c3D4e5"
+	for _, c := range []struct {
+		cw   flow.ContinueWith
+		want bool
+	}{
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN}, true},
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN, Qualifier: "DEFAULT"}, true},
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN, Qualifier: "prod"}, false},
+		{flow.ContinueWith{AgentRuntimeARN: other}, false},
+		{flow.ContinueWith{AgentRuntimeARN: other, Qualifier: "prod"}, true},
+		{flow.ContinueWith{AgentRuntimeARN: other, Qualifier: "staging"}, false},
+		{flow.ContinueWith{AgentRuntimeID: "other-a1B2c3D4e5", AccountID: "123456789012", Qualifier: "prod"}, true},
+		{flow.ContinueWith{AgentRuntimeID: "other-a1B2c3D4e5", AccountID: "123456789012"}, false},
+	} {
+		if got := c.cw.AllowedBy(allowed, "us-east-1"); got != c.want {
+			t.Errorf("%+v: allowed %v, want %v", c.cw, got, c.want)
+		}
+	}
+	if (&flow.ContinueWith{AgentRuntimeID: "other-a1B2c3D4e5", AccountID: "123456789012", Qualifier: "prod"}).AllowedBy(allowed, "eu-west-1") {
+		t.Error("an id allowed in another region")
 	}
 }

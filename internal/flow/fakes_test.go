@@ -536,7 +536,7 @@ func newEnv(t *testing.T, mode flow.BindingMode) *env {
 	e.deps = d
 	var err error
 	e.ini, err = flow.NewInitiator(flow.Config{WorkloadName: "consentflow-test", ReturnURL: "https://cb.example/oauth2/callback", Binding: mode, UserTokens: true,
-		AgentRuntimes: []string{testRuntimeARN}, Region: "us-east-1"}, d)
+		AgentRuntimes: mustTargets(testRuntimeARN), Region: "us-east-1"}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,4 +578,13 @@ func (fakeVerifier) VerifyUserToken(_ context.Context, raw string) error {
 		return fmt.Errorf("%w: bad signature", flow.ErrSignInRejected)
 	}
 	return nil
+}
+
+// mustTargets parses runtime (endpoint) ARNs as AGENT_RUNTIME_ARNS is.
+func mustTargets(arns ...string) []contract.AgentRuntimeTarget {
+	t, err := flow.ParseAgentRuntimeARNs(strings.Join(arns, ","))
+	if err != nil {
+		panic(err)
+	}
+	return t
 }

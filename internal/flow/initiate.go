@@ -49,7 +49,7 @@ type Config struct {
 	// AgentRuntimes are the AgentCore Runtime ARNs a workflow may continue
 	// with (continueWith); none: continueWith is refused. Region is the
 	// deployment's region, which an agentRuntimeId names implicitly.
-	AgentRuntimes []string
+	AgentRuntimes []contract.AgentRuntimeTarget
 	Region        string
 }
 

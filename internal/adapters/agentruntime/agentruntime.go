@@ -46,7 +46,14 @@ func (r Runtime) Invoke(ctx context.Context, in cont.Invocation) (*cont.Response
 	}
 	req.AccountId, req.Qualifier = opt(in.AccountID), opt(in.Qualifier)
 	req.RuntimeSessionId, req.RuntimeUserId = opt(in.RuntimeSessionID), opt(in.RuntimeUserID)
-	out, err := r.API.InvokeAgentRuntime(ctx, req, func(o *bedrockagentcore.Options) { o.RetryMaxAttempts = 1 })
+	out, err := r.API.InvokeAgentRuntime(ctx, req, func(o *bedrockagentcore.Options) {
+		o.RetryMaxAttempts = 1
+		// A runtime ARN names its region: the call goes there (and is signed for it),
+		// not to the function's region. The id form is in the function's region.
+		if t, ok := contract.ParseAgentRuntimeTarget(in.AgentRuntime); ok {
+			o.Region = t.Region
+		}
+	})
 	if err != nil {
 		return nil, Classify(err)
 	}
