@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -65,12 +66,21 @@ func TestContinueAgentDefinition(t *testing.T) {
 	if n := len(req["Catch"].([]any)); n != 6 {
 		t.Errorf("RequestAuthorization has %d catchers", n)
 	}
+	// The agent is invoked only with continueWith and after a consent in this execution; with
+	// continueWith and a token that was already in the vault, the execution ends with a
+	// continuationError and no invocation.
 	choice := st("ContinueWithAgent")
-	rules := choice["Choices"].([]any)
-	rule := rules[0].(map[string]any)
-	if choice["Type"] != "Choice" || len(rules) != 1 || rule["Variable"] != "$.continueWith" || rule["IsPresent"] != true ||
-		rule["Next"] != "ContinueAgent" || choice["Default"] != "AuthorizationOnly" {
-		t.Errorf("ContinueWithAgent = %v", choice)
+	rules, _ := json.Marshal(choice["Choices"])
+	wantRules := `[{"And":[{"IsPresent":true,"Variable":"$.continueWith"},{"And":[{"IsPresent":true,"Variable":"$.authorization.consented"},` +
+		`{"BooleanEquals":true,"Variable":"$.authorization.consented"}]}],"Next":"ContinueAgent"},` +
+		`{"IsPresent":true,"Next":"NotContinuedWithoutConsent","Variable":"$.continueWith"}]`
+	if choice["Type"] != "Choice" || string(rules) != wantRules || choice["Default"] != "AuthorizationOnly" {
+		t.Errorf("ContinueWithAgent = %s, default %v", rules, choice["Default"])
+	}
+	nc := st("NotContinuedWithoutConsent")
+	if res, _ := nc["Result"].(map[string]any); nc["Type"] != "Pass" || nc["ResultPath"] != "$.continuationError" ||
+		res["Error"] != contract.ErrContinuationNeedsConsent || nc["Next"] != "ContinuationFailed" {
+		t.Errorf("NotContinuedWithoutConsent = %v", nc)
 	}
 	// Without continueWith: the output is the authorization's result, as without agent runtimes.
 	only := st("AuthorizationOnly")

@@ -865,9 +865,24 @@ func continuation(s awscdk.Stack, fn awslambda.Function, authorized awsstepfunct
 		Comment:    jsii.String("No continueWith: the output is the authorization's result"),
 		OutputPath: jsii.String("$.authorization"),
 	}).Next(authorized)
+	// A token already in the vault proves nothing about who started this execution: the agent
+	// is invoked for the user only after the user consented in it (authorization.consented).
+	needsConsent := awsstepfunctions.NewPass(s, jsii.String("NotContinuedWithoutConsent"), &awsstepfunctions.PassProps{
+		Comment: jsii.String("The vault already held the token: nobody consented in this execution, so no agent is invoked for the user"),
+		Result: awsstepfunctions.Result_FromObject(&map[string]any{
+			"Error": contract.ErrContinuationNeedsConsent,
+			"Cause": "the vault already held the user's token: nobody consented in this execution, so the agent is not invoked for the user",
+		}),
+		ResultPath: jsii.String("$.continuationError"),
+	}).Next(failed)
+	consented := awsstepfunctions.Condition_And(
+		awsstepfunctions.Condition_IsPresent(jsii.String("$.authorization.consented")),
+		awsstepfunctions.Condition_BooleanEquals(jsii.String("$.authorization.consented"), jsii.Bool(true)))
 	return awsstepfunctions.NewChoice(s, jsii.String("ContinueWithAgent"), &awsstepfunctions.ChoiceProps{
-		Comment: jsii.String("Does the input name an agent to continue (continueWith)?"),
-	}).When(awsstepfunctions.Condition_IsPresent(jsii.String("$.continueWith")), continued, nil).Otherwise(only)
+		Comment: jsii.String("Does the input name an agent to continue (continueWith), and did the user consent in this execution?"),
+	}).When(awsstepfunctions.Condition_And(awsstepfunctions.Condition_IsPresent(jsii.String("$.continueWith")), consented), continued, nil).
+		When(awsstepfunctions.Condition_IsPresent(jsii.String("$.continueWith")), needsConsent, nil).
+		Otherwise(only)
 }
 
 // continueTimeout bounds one agent invocation (the function's timeout, seconds).

@@ -124,6 +124,11 @@ func (c *Continuer) Continue(ctx context.Context, r Request) (*Summary, error) {
 		return nil, flow.Fail(contract.ErrInvalidInput, "continueWith is required")
 	case r.Authorization == nil || r.Authorization.Status != flow.StatusAuthorized:
 		return nil, flow.Fail(contract.ErrInvalidInput, "the authorization is not %s", flow.StatusAuthorized)
+	case !r.Authorization.Consented:
+		// A token already in the vault proves nothing about who started the workflow:
+		// acting for the user on it would let anyone who may start an execution invoke
+		// the agent for any user (InvokeAgentRuntimeForUser is this function's, not theirs).
+		return nil, flow.Fail(contract.ErrContinuationNeedsConsent, "the user did not consent in this workflow (the vault already held the token): the agent is not invoked for them")
 	}
 	if err := r.ContinueWith.Validate(); err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ func newEnv(t *testing.T) *env {
 
 func event(cw string, userID string) json.RawMessage {
 	return json.RawMessage(`{"continueWith":` + cw + `,"authorization":{"status":"AUTHORIZED","provider":"google","scopes":["openid"],` +
-		`"userId":"` + userID + `","correlationId":"c-1"}}`)
+		`"userId":"` + userID + `","correlationId":"c-1","consented":true}}`)
 }
 
 var arnTarget = `{"agentRuntimeArn":"` + runtimeARN + `","payload":{"prompt":"go on"}}`
@@ -125,6 +125,8 @@ func TestContinueFailures(t *testing.T) {
 		{"runtime 500", event(arnTarget, "u"), func(e *env) { e.emu.InjectFault(emulator.OpInvokeAgentRuntime, 1, emulator.InternalError) }, contract.ErrAgentRuntimeUnavailable},
 		{"oversized", event(arnTarget, "u"), func(e *env) { e.ag.body = strings.Repeat("x", cont.MaxResponseBytes+1) }, contract.ErrAgentResponseTooLarge},
 		{"not allowed", event(other, "u"), nil, contract.ErrInvalidInput},
+		{"vault hit, no consent", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZED","provider":"p","scopes":[],"userId":"u"}}`), nil, contract.ErrContinuationNeedsConsent},
+		{"consented false", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZED","provider":"p","scopes":[],"userId":"u","consented":false}}`), nil, contract.ErrContinuationNeedsConsent},
 		{"not authorized", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZATION_REQUIRED","provider":"p","scopes":[]}}`), nil, contract.ErrInvalidInput},
 		{"bad continueWith", event(`{"agentRuntimeArn":"`+runtimeARN+`"}`, "u"), nil, contract.ErrInvalidInput},
 		{"unknown field", json.RawMessage(`{"continueWith":` + arnTarget + `,"authorization":{"status":"AUTHORIZED","provider":"p","scopes":[]},"x":1}`), nil, contract.ErrInvalidInput},
@@ -148,7 +150,7 @@ func TestContinueFailures(t *testing.T) {
 			if strings.Contains(err.Error(), "go on") {
 				t.Fatalf("error echoes the payload: %v", err)
 			}
-			if c.want == contract.ErrInvalidInput && len(e.ag.got) != calls {
+			if (c.want == contract.ErrInvalidInput || c.want == contract.ErrContinuationNeedsConsent) && len(e.ag.got) != calls {
 				t.Fatal("the agent was invoked for an invalid input")
 			}
 		})

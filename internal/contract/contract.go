@@ -226,6 +226,11 @@ const (
 	// ErrAgentRuntimeAccessDenied: the continue function's role may not
 	// invoke the runtime (for that user).
 	ErrAgentRuntimeAccessDenied = "consentflow.AgentRuntimeAccessDenied"
+	// ErrContinuationNeedsConsent: the vault already held the user's token,
+	// so nobody consented in this workflow, and the ContinueAgent step does
+	// not invoke the agent for the user (the state machine's
+	// continuationError; the continue function refuses such an input).
+	ErrContinuationNeedsConsent = "consentflow.ContinuationNeedsConsent"
 	// ErrAgentResponseTooLarge: the agent's answer exceeded the bytes the
 	// continue function reads.
 	ErrAgentResponseTooLarge = "consentflow.AgentResponseTooLarge"

@@ -727,7 +727,7 @@ func (c *Callback) settle(ctx context.Context, s *Session, from []Status, to Sta
 // with (never a token).
 func authorizedResult(s *Session) *Result {
 	return &Result{Status: StatusAuthorized, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID,
-		CorrelationID: s.CorrelationID, Context: s.context()}
+		CorrelationID: s.CorrelationID, Context: s.context(), Consented: true}
 }
 
 // successOutbox is what a completed session's task is owed: the Result the

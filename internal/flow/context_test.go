@@ -89,7 +89,7 @@ func TestContextCarriedThroughTheFlow(t *testing.T) {
 	if err := json.Unmarshal(e.resumer.all()[0].Output, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Status != flow.StatusAuthorized || out.CorrelationID != "conv-c-9" || string(out.Context) != ctxJSON {
+	if out.Status != flow.StatusAuthorized || out.CorrelationID != "conv-c-9" || string(out.Context) != ctxJSON || !out.Consented {
 		t.Fatalf("task output %s", e.resumer.all()[0].Output)
 	}
 }
@@ -116,7 +116,10 @@ func TestContextWhenAlreadyAuthorized(t *testing.T) {
 	if res.Status != flow.StatusAuthorized || res.CorrelationID != "c1" || string(res.Context) != `{"a":1}` {
 		t.Fatalf("result %+v", res)
 	}
-	if out := e.resumer.all(); len(out) != 1 || !strings.Contains(string(out[0].Output), `"context":{"a":1}`) {
+	// Nobody consented in this workflow: the result says so, and the
+	// ContinueAgent step does not act for the user on it.
+	if out := e.resumer.all(); len(out) != 1 || !strings.Contains(string(out[0].Output), `"context":{"a":1}`) ||
+		strings.Contains(string(out[0].Output), "consented") || res.Consented {
 		t.Fatalf("task %+v", out)
 	}
 }

@@ -35,6 +35,11 @@ type Result struct {
 	// Context is the caller's context object, unchanged (absent when none
 	// was given).
 	Context json.RawMessage `json:"context,omitempty"`
+	// Consented: the user completed the consent of this workflow (the
+	// callback bound the browser to the user and AgentCore completed the
+	// session). False when the vault already held a token: nobody showed
+	// up, so the ContinueAgent step does not act for the user on it.
+	Consented bool `json:"consented,omitempty"`
 }
 
 // Config is the deployment's fixed configuration.
