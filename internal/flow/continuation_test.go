@@ -153,3 +153,34 @@ func TestContinueWithQualifierAllowList(t *testing.T) {
 		t.Error("an id allowed in another region")
 	}
 }
+
+// A member twice in any object is refused (encoding/json would take the
+// last, a Step Functions path may read another), and so is a null
+// continueWith (the state machine's Choice sees it as present).
+func TestParseRequestRefusesAmbiguousInput(t *testing.T) {
+	cw := `{"agentRuntimeArn":"` + testRuntimeARN + `","payload":{"q":1}}`
+	base := `"userId":"u","provider":"p","scopes":["s"]`
+	for name, raw := range map[string]string{
+		"top level":          `{` + base + `,"userId":"v"}`,
+		"continueWith twice": `{` + base + `,"continueWith":` + cw + `,"continueWith":` + cw + `}`,
+		"in continueWith":    `{` + base + `,"continueWith":{"agentRuntimeArn":"` + testRuntimeARN + `","payload":1,"payload":2}}`,
+		"in the payload":     `{` + base + `,"continueWith":{"agentRuntimeArn":"` + testRuntimeARN + `","payload":{"a":[{"b":1,"b":2}]}}}`,
+		"in context":         `{` + base + `,"context":{"k":1,"k":1}}`,
+		"envelope":           `{"taskToken":"t","taskToken":"u","input":{` + base + `}}`,
+		"in envelope input":  `{"taskToken":"t","input":{` + base + `,"provider":"q"}}`,
+		"null continueWith":  `{` + base + `,"continueWith":null}`,
+		"null in envelope":   `{"taskToken":"t","input":{` + base + `,"continueWith": null }}`,
+	} {
+		if _, err := flow.ParseRequest([]byte(raw)); failureName(err) != contract.ErrInvalidInput {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, raw := range map[string]string{
+		"same names in other objects": `{` + base + `,"context":{"userId":{"userId":1},"a":[{"x":1},{"x":2}]}}`,
+		"continueWith":                `{` + base + `,"continueWith":` + cw + `}`,
+	} {
+		if _, err := flow.ParseRequest([]byte(raw)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

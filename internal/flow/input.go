@@ -87,6 +87,12 @@ func ParseRequest(raw []byte) (Request, error) {
 	if err := json.Unmarshal(raw, &probe); err != nil || probe == nil {
 		return Request{}, Fail(contract.ErrInvalidInput, "event is not a JSON object")
 	}
+	// encoding/json keeps the last of two equal member names, Step Functions'
+	// paths may read another: what initiate checks must be what the state
+	// machine passes on (continueWith above all).
+	if off, dup := duplicateMember(raw); dup {
+		return Request{}, Fail(contract.ErrInvalidInput, "an object has the same member twice (at offset %d)", off)
+	}
 	_, hasToken := probe["taskToken"]
 	_, hasInput := probe["input"]
 	if hasToken || hasInput {
@@ -114,6 +120,13 @@ func parseInput(raw []byte) (Input, error) {
 	var in Input
 	if err := strictDecode(raw, &in); err != nil {
 		return in, err
+	}
+	if in.ContinueWith == nil {
+		// The state machine's Choice sees a null continueWith as present.
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) == nil && m["continueWith"] != nil {
+			return in, invalid("continueWith", "must be an object (leave it out for no continuation)")
+		}
 	}
 	if string(in.Context) == "null" {
 		in.Context = nil // a null context is no context
@@ -330,4 +343,56 @@ func exactMembers(raw []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// duplicateMember reports whether some object in raw (a JSON value) has a
+// member name twice, and the offset after the second one.
+func duplicateMember(raw []byte) (int64, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		names map[string]bool
+		inObj bool
+		key   bool // the next token of an object is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return 0, false // the end, or malformed JSON that the decoding reports
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				if top != nil && top.inObj {
+					top.key = true
+				}
+				stack = append(stack, &frame{names: map[string]bool{}, inObj: true, key: true})
+			case '[':
+				if top != nil && top.inObj {
+					top.key = true
+				}
+				stack = append(stack, &frame{})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		}
+		if top == nil || !top.inObj {
+			continue
+		}
+		if top.key {
+			name := tok.(string)
+			if top.names[name] {
+				return dec.InputOffset(), true
+			}
+			top.names[name] = true
+			top.key = false
+			continue
+		}
+		top.key = true
+	}
 }
