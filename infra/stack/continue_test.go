@@ -171,3 +171,44 @@ func TestContinueFunctionAndIAM(t *testing.T) {
 		agents.tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(4))
 	})
 }
+
+// The agents' managed policy: a workload access token for consentflow's workload identity and
+// a user id (never user-less, never for a JWT), the token from the vault for consentflow's
+// provider, the provider's secret; attached to no role of the stack; its ARN is an output.
+func TestAgentTokenPolicy(t *testing.T) {
+	need(t, &agents)
+	id, pol := agents.one(t, "AWS::IAM::ManagedPolicy", "AgentTokenPolicy")
+	if r := props(pol)["Roles"]; r != nil {
+		t.Errorf("attached to %v: the agents' execution roles attach it", r)
+	}
+	var stmts []stmt
+	for _, st := range agents.statements() {
+		if st.policy == id {
+			stmts = append(stmts, st)
+		}
+	}
+	want := []string{"bedrock-agentcore:GetResourceOauth2Token", "bedrock-agentcore:GetWorkloadAccessTokenForUserId", "secretsmanager:GetSecretValue"}
+	if got := actionsOf(stmts); !slices.Equal(got, want) {
+		t.Errorf("actions %v, want %v", got, want)
+	}
+	ini := roleStatements(t, &agents, "InitiateRole")
+	for _, a := range want {
+		if got, in := resourcesOf(stmts, a), resourcesOf(ini, a); !slices.Equal(got, in) {
+			t.Errorf("%s on %v, want initiate's %v", a, got, in)
+		}
+	}
+	outs := agents.tmpl.ToJSON()
+	o, _ := (*outs)["Outputs"].(map[string]any)["AgentTokenPolicyArn"].(map[string]any)
+	if ref, _ := o["Value"].(map[string]any); ref["Ref"] != id {
+		t.Errorf("output AgentTokenPolicyArn = %v", o)
+	}
+	for name, s := range variants() {
+		if name == "agents" {
+			continue
+		}
+		need(t, s)
+		if len(s.resources("AWS::IAM::ManagedPolicy")) != 0 {
+			t.Errorf("%s: a managed policy without agent runtimes", name)
+		}
+	}
+}

@@ -87,6 +87,11 @@ type ConsentFlow struct {
 	// Config.AgentRuntimeARNs.
 	Continue     awslambda.Function
 	ContinueRole awsiam.Role
+	// AgentTokenPolicy is what an agent's execution role needs to read the tokens users
+	// consented to through consentflow: they are in the vault under consentflow's workload
+	// identity, which the agent's own (runtime-linked) identity does not see. Nil without
+	// Config.AgentRuntimeARNs.
+	AgentTokenPolicy awsiam.ManagedPolicy
 	// ResumerDLQ receives the stream records the resumer gave up on; ResumerDLQAlarm fires on
 	// any visible message.
 	ResumerDLQ      awssqs.Queue
@@ -274,6 +279,7 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 
 	if len(cfg.AgentRuntimeARNs) > 0 {
 		newContinue(s, cf, cfg, props, logGroup("ContinueLogs"))
+		cf.AgentTokenPolicy = newAgentTokenPolicy(s, cf, arns)
 	}
 	cf.StateMachine = newStateMachine(s, cfg, cf.Initiate, cf.Continue, logGroup("AuthorizeUserLogs"))
 
@@ -294,6 +300,10 @@ func New(scope constructs.Construct, id string, props *Props) *ConsentFlow {
 	if cf.LoginRedirectURI != nil {
 		out("LoginRedirectUri", *cf.LoginRedirectURI,
 			"Register this as a redirect URI of consentflow's client at your OpenID Connect provider (sign-in binding)")
+	}
+	if cf.AgentTokenPolicy != nil {
+		out("AgentTokenPolicyArn", *cf.AgentTokenPolicy.ManagedPolicyArn(),
+			"Attach to the execution role of each agent runtime in agentRuntimeArns: it reads users' tokens under the workload identity WorkloadName (agentauth.WithWorkloadName)")
 	}
 	if cf.ConnectRedirectURI != nil {
 		out("ConnectRedirectUri", *cf.ConnectRedirectURI,
@@ -887,6 +897,25 @@ func continuation(s awscdk.Stack, fn awslambda.Function, authorized awsstepfunct
 
 // continueTimeout bounds one agent invocation (the function's timeout, seconds).
 const continueTimeout = 300
+
+// newAgentTokenPolicy is the managed policy an agent's execution role attaches to get, for the
+// user it was invoked for, the token that user consented to through consentflow: a workload
+// access token for consentflow's workload identity and that user id (never the user-less or
+// JWT forms), and GetResourceOauth2Token on consentflow's provider. AgentCore keeps a token
+// under the workload identity that obtained it, and a runtime's own workload identity can
+// neither see it nor mint tokens for callers.
+func newAgentTokenPolicy(s awscdk.Stack, cf *ConsentFlow, a arnSet) awsiam.ManagedPolicy {
+	return awsiam.NewManagedPolicy(s, jsii.String("AgentTokenPolicy"), &awsiam.ManagedPolicyProps{
+		Description: jsii.String("consentflow: lets an agent runtime read users' tokens under consentflow's workload identity"),
+		Statements: &[]awsiam.PolicyStatement{
+			statement("WorkloadAccessTokenForUser", []string{"bedrock-agentcore:GetWorkloadAccessTokenForUserId"},
+				a.workloadDirectory, a.workload),
+			statement("ResourceOauth2Token", []string{"bedrock-agentcore:GetResourceOauth2Token"},
+				a.tokenVault, a.provider, a.workloadDirectory, a.workload),
+			providerSecretStatement(cf, a),
+		},
+	})
+}
 
 // newContinue defines the ContinueAgent step's function: it may invoke exactly the configured
 // agent runtimes, for a user (InvokeAgentRuntimeForUser, needed with runtimeUserId) or not.

@@ -950,6 +950,9 @@ func (s *synthesized) statements() []stmt {
 	for id, r := range s.resources("AWS::IAM::Policy") {
 		add(id, props(r)["PolicyDocument"])
 	}
+	for id, r := range s.resources("AWS::IAM::ManagedPolicy") {
+		add(id, props(r)["PolicyDocument"])
+	}
 	for id, r := range s.resources("AWS::IAM::Role") {
 		pols, _ := props(r)["Policies"].([]any)
 		for _, p := range pols {
