@@ -85,8 +85,13 @@ type Option func(*options)
 
 // WithWorkloadName names the workload identity the client mints workload access tokens
 // for (GetWorkloadAccessTokenForUserId, ...ForJWT, or GetWorkloadAccessToken). Agents
-// outside AgentCore Runtime need it; in Runtime the token comes with each request (see
-// Middleware).
+// outside AgentCore Runtime need it. In Runtime the request's token (see Middleware) is for
+// the runtime's own workload identity, which sees only the tokens obtained under it; with
+// WithWorkloadName the client mints instead for the named identity and the invocation's
+// user id (the runtimeUserId, which AgentCore authorized with InvokeAgentRuntimeForUser).
+// That is how an agent reads tokens users consented to through consentflow: name
+// consentflow's workload identity (the stack's WorkloadName output; the agent's execution
+// role needs the stack's AgentTokenPolicy).
 func WithWorkloadName(name string) Option { return func(o *options) { o.workload = name } }
 
 // WithReturnURL sets the URL AgentCore sends the user's browser back to after consent

@@ -100,7 +100,16 @@ func (c *Client) tokenInput(ctx context.Context, req TokenRequest) (flow.Input, 
 	}
 	u, returnURL := req.User, c.returnURL
 	inv, fromCtx := FromContext(ctx)
-	if fromCtx && u.isZero() {
+	switch {
+	case fromCtx && u.isZero() && c.workload != "":
+		// The request's token is for the runtime's own workload identity: mint for the
+		// named one and the invocation's user.
+		if inv.UserID == "" && in.Flow != flow.FlowM2M {
+			return in, u, "", invalidRequest("the AgentCore Runtime invocation names no user (no " + HeaderUserID +
+				"): invoke the agent with runtimeUserId, or set TokenRequest.User")
+		}
+		u = User{ID: inv.UserID}
+	case fromCtx && u.isZero():
 		u = User{ID: inv.UserID, WorkloadToken: inv.WorkloadToken}
 	}
 	if fromCtx && returnURL == "" {

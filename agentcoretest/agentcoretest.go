@@ -111,24 +111,22 @@ func WithAPIKeyProvider(name, apiKey string) Option {
 // accountId) is forwarded to the local agent at url (http://127.0.0.1:PORT), which serves
 // the AgentCore Runtime contract (POST /invocations, GET /ping). The agent receives the
 // X-Amzn-Bedrock-AgentCore-Runtime-Session-Id and -User-Id headers and a WorkloadAccessToken
-// minted for the runtime's workload identity (here named after the runtime id; see
-// WithAgentRuntimeAs) and the invocation's runtimeUserId, and its answer is streamed back.
-// An unknown runtime is a ResourceNotFoundException, an agent answering 4xx/5xx (or not at
-// all) a RuntimeClientError (HTTP 424).
-func WithAgentRuntime(arn, url string) Option { return WithAgentRuntimeAs(arn, url, "") }
-
-// WithAgentRuntimeAs is WithAgentRuntime with the workload identity the agent runs as: the
-// agent finds a user's token in the vault only under the workload that obtained it.
-func WithAgentRuntimeAs(arn, url, workload string) Option {
+// minted for the invocation's runtimeUserId and the runtime's own workload identity, and its
+// answer is streamed back. As in AgentCore, that identity is named after the runtime id,
+// linked to the runtime (GetWorkloadAccessToken* refuse it), and sees only the tokens
+// obtained under it: an agent reading tokens users consented to through consentflow mints
+// for consentflow's workload identity (agentauth.WithWorkloadName). url must be on this
+// machine. An unknown runtime is a ResourceNotFoundException, an agent answering 4xx/5xx (or
+// not at all) a RuntimeClientError (HTTP 424).
+func WithAgentRuntime(arn, url string) Option {
 	return func(c *config) {
-		c.AgentRuntimes = append(c.AgentRuntimes, emulator.AgentRuntime{ARN: arn, URL: url, Workload: workload})
+		c.AgentRuntimes = append(c.AgentRuntimes, emulator.AgentRuntime{ARN: arn, URL: url})
 	}
 }
 
-// AddAgentRuntime registers an agent runtime on the running server (see
-// WithAgentRuntimeAs; workload "" names it after the runtime id).
-func (s *Server) AddAgentRuntime(arn, url, workload string) error {
-	return s.emu.AddAgentRuntime(emulator.AgentRuntime{ARN: arn, URL: url, Workload: workload})
+// AddAgentRuntime registers an agent runtime on the running server (see WithAgentRuntime).
+func (s *Server) AddAgentRuntime(arn, url string) error {
+	return s.emu.AddAgentRuntime(emulator.AgentRuntime{ARN: arn, URL: url})
 }
 
 // WithAutoApprove makes opening an authorization URL consent at once: the browser is

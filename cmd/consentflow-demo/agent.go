@@ -26,15 +26,16 @@ import (
 const demoRuntimeARN = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/demo_agent-a1B2c3D4e5"
 
 // startAgent runs examples/agent on 127.0.0.1 (as AgentCore Runtime runs the agent's
-// container) and registers it as demoRuntimeARN, running as consentflow's workload identity
-// (the vault keeps the user's token under it). It returns a stop function.
+// container) and registers it as demoRuntimeARN. The emulator gives the runtime its own
+// workload identity, as AgentCore does; the vault keeps the user's token under consentflow's,
+// so the agent mints for that one (agentauth.WithWorkloadName). It returns a stop function.
 func startAgent(s *runner.Stack, cfg config) (func(), error) {
 	awsCfg := aws.Config{
 		Region:       runner.Region,
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
 		BaseEndpoint: aws.String(s.EmulatorURL),
 	}
-	client, err := agentauth.New(awsCfg, agentauth.WithReturnURL(s.CallbackURL))
+	client, err := agentauth.New(awsCfg, agentauth.WithReturnURL(s.CallbackURL), agentauth.WithWorkloadName(runner.WorkloadName))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func startAgent(s *runner.Stack, cfg config) (func(), error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}
-	if err := s.Emulator.AddAgentRuntime(emulator.AgentRuntime{ARN: demoRuntimeARN, URL: "http://" + ln.Addr().String(), Workload: runner.WorkloadName}); err != nil {
+	if err := s.Emulator.AddAgentRuntime(emulator.AgentRuntime{ARN: demoRuntimeARN, URL: "http://" + ln.Addr().String()}); err != nil {
 		stop()
 		return nil, err
 	}

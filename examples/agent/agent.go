@@ -1,9 +1,9 @@
 // Package agent is a small Go agent for Amazon Bedrock AgentCore Runtime that uses the token
 // consentflow obtained: Handler serves the Runtime service contract (POST /invocations,
-// GET /ping). On each invocation it takes the WorkloadAccessToken header
-// (agentauth.Middleware), gets the invoking user's OAuth2 token for the provider from
-// AgentCore Identity's vault (agentauth), calls the provider's API with it, and answers with
-// what the API said. When the user has not consented yet it answers CONSENT_REQUIRED with the
+// GET /ping). On each invocation it gets the invoking user's OAuth2 token for the provider
+// from AgentCore Identity's vault (agentauth, with agentauth.Middleware for the invocation's
+// user and agentauth.WithWorkloadName naming consentflow's workload identity, under which
+// the token is kept), calls the provider's API with it, and answers with what the API said. When the user has not consented yet it answers CONSENT_REQUIRED with the
 // authorization URL: start consentflow's AuthorizeUser workflow with continueWith naming this
 // agent (StartExecution with the user, provider, scopes and continueWith), and consentflow
 // invokes it again once the user has consented. cmd/agent runs it.
@@ -49,8 +49,8 @@ type Answer struct {
 }
 
 // Handler serves the AgentCore Runtime service contract: POST /invocations and GET /ping.
-// Wrap it in agentauth.Middleware (main does) so that the WorkloadAccessToken header of
-// each invocation is the user the token is fetched for.
+// Wrap it in agentauth.Middleware (main does) so that the invocation's user (its runtimeUserId)
+// is the user the token is fetched for.
 func Handler(tokens Tokens, s Settings, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) {
@@ -62,10 +62,11 @@ func Handler(tokens Tokens, s Settings, log *slog.Logger) http.Handler {
 		}
 		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in) // any JSON; the prompt if there is one
 		if _, ok := agentauth.FromContext(r.Context()); !ok {
+			// AgentCore Runtime sends each invocation with a WorkloadAccessToken.
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not an AgentCore Runtime invocation (no WorkloadAccessToken)"})
 			return
 		}
-		// The zero User: the invocation's user (its WorkloadAccessToken). NoWait: the
+		// The zero User: the invocation's user. NoWait: the
 		// agent does not wait for a consent here; consentflow's workflow does.
 		tok, err := tokens.AccessToken(r.Context(), agentauth.TokenRequest{Provider: s.Provider, Scopes: s.Scopes, NoWait: true})
 		var consent *agentauth.ConsentRequiredError

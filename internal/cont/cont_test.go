@@ -56,7 +56,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(ats.Close)
 	emu, err := emulator.New(emulator.Config{
 		Workloads:     []emulator.Workload{{Name: "consentflow"}},
-		AgentRuntimes: []emulator.AgentRuntime{{ARN: runtimeARN, URL: ats.URL, Workload: "consentflow"}},
+		AgentRuntimes: []emulator.AgentRuntime{{ARN: runtimeARN, URL: ats.URL}},
 	})
 	if err != nil {
 		t.Fatal(err)

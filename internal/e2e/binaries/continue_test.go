@@ -54,7 +54,7 @@ func TestContinueBinary(t *testing.T) {
 		_, _ = io.WriteString(w, `{"meetings": 3}`)
 	}))
 	defer agent.Close()
-	emu, err := emulator.New(emulator.Config{AgentRuntimes: []emulator.AgentRuntime{{ARN: arn, URL: agent.URL, Workload: "consentflow"}}})
+	emu, err := emulator.New(emulator.Config{AgentRuntimes: []emulator.AgentRuntime{{ARN: arn, URL: agent.URL}}})
 	if err != nil {
 		t.Fatal(err)
 	}

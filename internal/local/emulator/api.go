@@ -344,6 +344,10 @@ func (s *Server) getWorkloadAccessToken(op string, in workloadTokenRequest, c *C
 	if _, ok := s.workloads[in.WorkloadName]; !ok {
 		return nil, errNotFound("Workload identity '" + in.WorkloadName + "' not found")
 	}
+	if s.linked[in.WorkloadName] {
+		c.Outcome = "denied:linked"
+		return nil, errValidation("WorkloadIdentity is linked to a service and cannot be used to get a workload access token for a caller")
+	}
 	var u user
 	switch op {
 	case OpGetWorkloadAccessTokenForUserID:

@@ -198,6 +198,7 @@ type Server struct {
 	log         *slog.Logger
 
 	workloads map[string]map[string]bool // name -> allowed return URLs
+	linked    map[string]bool            // workloads linked to an agent runtime
 	providers map[string]Provider
 	tokens    map[string]*workloadToken
 	sessions  map[string]*session

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -41,12 +42,13 @@ type AgentRuntime struct {
 	// URL is the agent's origin (http://127.0.0.1:8080): it serves
 	// POST /invocations and GET /ping.
 	URL string `json:"url"`
-	// Workload is the workload identity the agent runs as (AgentCore
-	// creates one per runtime); the WorkloadAccessToken header is minted
-	// for it and the invocation's user. Default: the runtime id. Use the
-	// workload consentflow completes sessions for, so that the agent finds
-	// the user's token in the vault.
-	Workload string `json:"workload,omitempty"`
+	// The agent runs as a workload identity of its own, named after the
+	// runtime id, which AgentCore creates and links to the runtime: the
+	// WorkloadAccessToken header is minted for it and the invocation's
+	// user, and GetWorkloadAccessToken* refuse it (a linked identity mints
+	// no tokens for callers). So the agent does not see tokens other
+	// workload identities obtained, consentflow's included: it mints its
+	// own for consentflow's workload (agentauth.WithWorkloadName).
 	// OAuth2CallbackURL, when set, is passed in the OAuth2CallbackUrl header.
 	OAuth2CallbackURL string `json:"oauth2CallbackUrl,omitempty"`
 }
@@ -65,26 +67,31 @@ func (s *Server) AddAgentRuntime(rt AgentRuntime) error {
 		return fmt.Errorf("emulator: agent runtime ARN %q is not arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>", rt.ARN)
 	}
 	u, err := url.Parse(rt.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("emulator: agent runtime %s: url %q is not an http(s) origin", rt.ARN, rt.URL)
 	}
-	if rt.Workload == "" {
-		rt.Workload = m[3]
+	// The emulator forwards invocations (with workload access tokens) only to local agents.
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("emulator: agent runtime %s: url %q is not on this machine (127.0.0.1, ::1 or localhost)", rt.ARN, rt.URL)
 	}
-	var errs []fieldError
-	validateString(shapes["WorkloadIdentityNameType"], "workload", rt.Workload, &errs)
-	if len(errs) > 0 {
-		return fmt.Errorf("emulator: agent runtime %s: workload %q: %s", rt.ARN, rt.Workload, errs[0].Message)
-	}
+	workload := m[3]
 	rt.URL = strings.TrimRight(rt.URL, "/")
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, exists := s.workloads[workload]; exists && !s.linked[workload] {
+		return fmt.Errorf("emulator: agent runtime %s: a workload identity named %q exists; a runtime's own is named after its id", rt.ARN, workload)
+	}
 	if s.runtimes == nil {
 		s.runtimes = map[string]AgentRuntime{}
 	}
+	if s.linked == nil {
+		s.linked = map[string]bool{}
+	}
 	s.runtimes[rt.ARN] = rt
-	if s.workloads[rt.Workload] == nil {
-		s.workloads[rt.Workload] = map[string]bool{}
+	s.linked[workload] = true
+	if s.workloads[workload] == nil {
+		s.workloads[workload] = map[string]bool{}
 	}
 	return nil
 }
@@ -218,9 +225,10 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		u = user{kind: "userId", value: userID, vaultID: "uid\x00" + userID}
 	}
 	tok := randomToken(96)
-	s.tokens[tok] = &workloadToken{workload: rt.Workload, user: u, expires: s.now().Add(WorkloadTokenTTL)}
+	workload := agentRuntimeARNRE.FindStringSubmatch(rt.ARN)[3]
+	s.tokens[tok] = &workloadToken{workload: workload, user: u, expires: s.now().Add(WorkloadTokenTTL)}
 	s.mu.Unlock()
-	call.Workload, call.UserKind = rt.Workload, u.kind
+	call.Workload, call.UserKind = workload, u.kind
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

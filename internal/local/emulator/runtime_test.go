@@ -57,7 +57,7 @@ func (a *fakeAgent) start(t *testing.T) string {
 func withRuntime(a *fakeAgent, t *testing.T) func(*Config) {
 	url := a.start(t)
 	return func(c *Config) {
-		c.AgentRuntimes = append(c.AgentRuntimes, AgentRuntime{ARN: testRuntimeARN, URL: url, Workload: testWorkload})
+		c.AgentRuntimes = append(c.AgentRuntimes, AgentRuntime{ARN: testRuntimeARN, URL: url})
 	}
 }
 
@@ -92,17 +92,26 @@ func TestInvokeAgentRuntimeForwardsToTheAgent(t *testing.T) {
 		t.Fatalf("agent got %v %q", h, a.bodies[0])
 	}
 	// The WorkloadAccessToken is a real one of the emulator: for the
-	// runtime's workload and the invocation's user, so the vault answers it.
+	// runtime's own workload identity (named after its id) and the
+	// invocation's user. That identity is not consentflow's: AgentCore
+	// answers it, but with its own vault (here: no return URL registered).
 	wat := h.Get(HeaderWorkloadToken)
-	tok, err := e.client.GetResourceOauth2Token(ctx, &bedrockagentcore.GetResourceOauth2TokenInput{
+	if u, ok := e.srv.tokens[wat]; !ok || u.workload != "calendar_agent-a1B2c3D4e5" || u.user.value != "github|4242" {
+		t.Fatalf("token minted for %+v", u)
+	}
+	_, err := e.client.GetResourceOauth2Token(ctx, &bedrockagentcore.GetResourceOauth2TokenInput{
 		WorkloadIdentityToken: aws.String(wat), ResourceCredentialProviderName: aws.String(testProvider),
 		Scopes: []string{"repo"}, Oauth2Flow: types.Oauth2FlowTypeUserFederation, ResourceOauth2ReturnUrl: aws.String(testReturnURL),
 	})
-	if err != nil || tok.AuthorizationUrl == nil {
-		t.Fatalf("the agent's token does not work: %v", err)
+	var ve *types.ValidationException
+	if !errors.As(err, &ve) {
+		t.Fatalf("the runtime's token used consentflow's return URL: %v", err)
 	}
-	if u, ok := e.srv.tokens[wat]; !ok || u.workload != testWorkload || u.user.value != "github|4242" {
-		t.Fatalf("token minted for %+v", u)
+	// A runtime's identity is linked to it: nobody mints tokens for it.
+	_, err = e.client.GetWorkloadAccessTokenForUserId(ctx, &bedrockagentcore.GetWorkloadAccessTokenForUserIdInput{
+		WorkloadName: aws.String("calendar_agent-a1B2c3D4e5"), UserId: aws.String("github|4242")})
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "linked to a service") {
+		t.Fatalf("minting for the runtime's identity: %v", err)
 	}
 	if ping, err := e.srv.PingAgent(ctx, testRuntimeARN); err != nil || !strings.Contains(ping, "Healthy") {
 		t.Fatalf("ping %q %v", ping, err)
@@ -173,18 +182,25 @@ func TestAgentRuntimeConfig(t *testing.T) {
 		{ARN: "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/*", URL: "http://127.0.0.1:8080"},
 		{ARN: testRuntimeARN, URL: "ftp://127.0.0.1"},
 		{ARN: testRuntimeARN, URL: "http://127.0.0.1:8080/invocations"},
-		{ARN: testRuntimeARN, URL: "http://127.0.0.1:8080", Workload: "x"},
+		{ARN: testRuntimeARN, URL: "http://10.0.0.1:8080"},
+		{ARN: testRuntimeARN, URL: "http://agent.example.com"},
+		{ARN: testRuntimeARN, URL: "http://user@127.0.0.1:8080"},
 	} {
 		if _, err := New(Config{AgentRuntimes: []AgentRuntime{rt}}); err == nil {
 			t.Errorf("%+v accepted", rt)
 		}
+	}
+	// A runtime's own workload identity is named after its id: not an existing one.
+	if _, err := New(Config{Workloads: []Workload{{Name: "calendar_agent-a1B2c3D4e5"}},
+		AgentRuntimes: []AgentRuntime{{ARN: testRuntimeARN, URL: "http://[::1]:8080"}}}); err == nil {
+		t.Error("a runtime took over an existing workload identity")
 	}
 	var cfg Config
 	if err := json.Unmarshal([]byte(`{"agentRuntimes":[{"arn":"`+testRuntimeARN+`","url":"http://127.0.0.1:8080"}]}`), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(cfg)
-	if err != nil || s.runtimes[testRuntimeARN].Workload != "calendar_agent-a1B2c3D4e5" {
+	if err != nil || !s.linked["calendar_agent-a1B2c3D4e5"] {
 		t.Fatalf("%v %+v", err, s)
 	}
 }

@@ -1,10 +1,12 @@
 // Command agent runs the example agent (package agent) on port 8080, as AgentCore Runtime
 // runs an agent's container: POST /invocations and GET /ping.
 //
-// Settings (environment): AGENT_PROVIDER (credential provider), AGENT_SCOPES
-// (space-separated), AGENT_API_URL (the provider API to call), AGENT_RETURN_URL
-// (consentflow's CallbackUrl; AgentCore requires a return URL for user federation),
-// PORT (default 8080). AWS configuration as usual (locally
+// Settings (environment): AGENT_WORKLOAD_NAME (consentflow's workload identity, the stack's
+// WorkloadName output: the users' tokens are in the vault under it, and the runtime's own
+// identity does not see them; the execution role attaches the stack's AgentTokenPolicyArn),
+// AGENT_PROVIDER (credential provider), AGENT_SCOPES (space-separated), AGENT_API_URL (the
+// provider API to call), AGENT_RETURN_URL (consentflow's CallbackUrl; AgentCore requires a
+// return URL for user federation), PORT (default 8080). AWS configuration as usual (locally
 // AWS_ENDPOINT_URL_BEDROCK_AGENTCORE names the emulator).
 package main
 
@@ -29,7 +31,12 @@ func main() {
 		log.Error("AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	var opts []agentauth.Option
+	workload := os.Getenv("AGENT_WORKLOAD_NAME")
+	if workload == "" {
+		log.Error("AGENT_WORKLOAD_NAME is required: consentflow's workload identity (the stack's WorkloadName output)")
+		os.Exit(1)
+	}
+	opts := []agentauth.Option{agentauth.WithWorkloadName(workload)}
 	if u := os.Getenv("AGENT_RETURN_URL"); u != "" {
 		opts = append(opts, agentauth.WithReturnURL(u))
 	}
