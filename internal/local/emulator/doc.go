@@ -38,10 +38,15 @@
 // the raw body, and the model's header members (Content-Type, Accept, Mcp-*,
 // X-Amzn-Bedrock-AgentCore-Runtime-Session-Id 33-256, -User-Id 1-1024, trace headers),
 // validated as the identity operations are. Config.AgentRuntimes (JSON "agentRuntimes":
-// [{"arn", "url", "workload"}]) maps each runtime to a local agent process that follows the
-// Runtime service contract: the request goes to POST <url>/invocations with the session id,
-// the runtime user id and a WorkloadAccessToken header minted for (workload, user), as a
-// GetWorkloadAccessTokenForUserId would (GetWorkloadAccessToken without a user), and the
+// [{"arn", "url"}]) maps each runtime to a local agent process (a loopback URL only) that
+// follows the Runtime service contract: the request goes to POST <url>/invocations with the
+// session id, the runtime user id and a WorkloadAccessToken header minted for (the runtime's
+// own workload identity, user), as a GetWorkloadAccessTokenForUserId would
+// (GetWorkloadAccessToken without a user). As in AgentCore, that identity is named after the
+// runtime id and linked to the runtime: GetWorkloadAccessToken* for it are a
+// ValidationException ("WorkloadIdentity is linked to a service..."), and its vault is its
+// own, so an agent reads tokens obtained under consentflow's workload identity by minting for
+// that one (agentauth.WithWorkloadName). The
 // agent's answer is streamed back with its Content-Type and the session id header. An unknown
 // runtime or qualifier is ResourceNotFoundException (404); an agent that answers 4xx/5xx or
 // not at all is RuntimeClientError (424). Missing permission: the emulator checks no IAM, so
