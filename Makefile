@@ -23,7 +23,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 40m
 .PHONY: help setup system test check fmt vet unit synth demo demo-auto demo-connect bench clean
 
 help:
-	@echo "make demo       run the whole consent flow locally (you consent in your browser)"
+	@echo "make demo       run the whole consent flow locally (you consent in your browser), then continue the example agent (AGENT=0: stop at AUTHORIZED)"
 	@echo "make demo-auto  the same, driven by headless Chromium"
 	@echo "make demo-connect  Amazon Connect customer authentication: a redirect URL to open, the Connect call it makes (ARGS=--auto: Chromium opens it)"
 	@echo "make test       set up, check formatting, vet, and run every test"
@@ -84,10 +84,10 @@ bench: setup
 
 # BINDING=oidc (or oidc+code, none) picks the session binding; default code.
 demo: setup
-	$(GO) run ./cmd/consentflow-demo $(if $(BINDING),--binding '$(BINDING)') $(if $(AGENT),--agent)
+	$(GO) run ./cmd/consentflow-demo $(if $(BINDING),--binding '$(BINDING)') $(if $(filter 0,$(AGENT)),,--agent)
 
 demo-auto: setup
-	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)') $(if $(AGENT),--agent)
+	$(GO) run ./cmd/consentflow-demo --auto $(if $(BINDING),--binding '$(BINDING)') $(if $(filter 0,$(AGENT)),,--agent)
 
 demo-connect: setup
 	$(GO) run ./cmd/consentflow-demo --connect $(ARGS)

@@ -157,7 +157,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 			return err
 		}
 		stops = append(stops, stop)
-		d.info("%-32s InvokeAgentRuntime on the emulator -> POST /invocations (WorkloadAccessToken for the user)", "agent")
+		d.info("%-32s InvokeAgentRuntime on the emulator -> POST /invocations; the agent mints for workload %s and the invocation's user", "agent", runner.WorkloadName)
 	}
 
 	var page *chromium.Page

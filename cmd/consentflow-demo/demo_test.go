@@ -80,7 +80,7 @@ func TestDemoAuto(t *testing.T) {
 	demoAuto(t, []string{"verification code:"}, "--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
 }
 
-// The whole loop (make demo AGENT=1): after consent the ContinueAgent step
+// The whole loop (make demo; AGENT=0 leaves it out): after consent the ContinueAgent step
 // invokes the example agent through the emulator's InvokeAgentRuntime; the
 // agent gets the user's token from the vault and the provider's protected
 // API answers who the user is.

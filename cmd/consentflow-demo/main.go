@@ -14,7 +14,7 @@
 //	make demo                       # you click through it in your browser
 //	make demo BINDING=oidc          # ... and sign in at the emulator's OpenID provider
 //	make demo-auto                  # headless Chromium clicks through it
-//	make demo AGENT=1               # ... and then continues the example agent (examples/agent)
+//	make demo AGENT=0               # without continuing the example agent (examples/agent)
 //	go run ./cmd/consentflow-demo --user alice --scopes repo,read:user
 //	make demo-connect               # Amazon Connect customer authentication
 //
