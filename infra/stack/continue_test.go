@@ -94,7 +94,8 @@ func TestContinueAgentDefinition(t *testing.T) {
 		t.Errorf("ContinueAgent resource %v, want the continue function", step["Resource"])
 	}
 	params := step["Parameters"].(map[string]any)
-	if params["continueWith.$"] != "$.continueWith" || params["authorization.$"] != "$.authorization" || len(params) != 2 {
+	if params["continueWith.$"] != "$.continueWith" || params["authorization.$"] != "$.authorization" ||
+		params["executionId.$"] != "$$.Execution.Id" || len(params) != 3 {
 		t.Errorf("ContinueAgent Parameters = %v", params)
 	}
 	if step["ResultPath"] != "$.continuation" || step["Next"] != "Continued" {
@@ -107,7 +108,8 @@ func TestContinueAgentDefinition(t *testing.T) {
 		}
 	}
 	sort.Strings(retried)
-	want := append(append([]string{}, contract.ContinuationRetryableErrors()...), LambdaServiceErrors...)
+	// Only errors after which the agent certainly did not run.
+	want := append(append([]string{}, contract.ContinuationRetryableErrors()...), LambdaThrottled)
 	sort.Strings(want)
 	if !slices.Equal(retried, want) {
 		t.Errorf("ContinueAgent retries %v, want %v (never AgentRuntimeUnavailable: the agent may have run)", retried, want)

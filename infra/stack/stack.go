@@ -45,8 +45,11 @@ const (
 var (
 	// LambdaServiceErrors are the Lambda service-side failures worth a retry.
 	LambdaServiceErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException",
-		"Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+		"Lambda.SdkClientException", LambdaThrottled}
 )
+
+// LambdaThrottled is the Lambda service error after which the function certainly did not run.
+const LambdaThrottled = "Lambda.TooManyRequestsException"
 
 // AccessLogFormat is the callback API's access log line. It deliberately has no field that holds
 // the query string or the body ($context.path is the path only in HTTP APIs): the callback's query
@@ -836,13 +839,17 @@ func continuation(s awscdk.Stack, fn awslambda.Function, authorized awsstepfunct
 		Payload: awsstepfunctions.TaskInput_FromObject(&map[string]any{
 			"continueWith":  awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.continueWith")),
 			"authorization": awsstepfunctions.JsonPath_ObjectAt(jsii.String("$.authorization")),
+			// Without a runtimeSessionId of the caller's, the runtime session is derived from it.
+			"executionId": awsstepfunctions.JsonPath_StringAt(jsii.String("$$.Execution.Id")),
 		}),
 		PayloadResponseOnly:      jsii.Bool(true),
 		ResultPath:               jsii.String("$.continuation"),
 		RetryOnServiceExceptions: jsii.Bool(false),
 	})
+	// Of Lambda's own errors only throttling: the others may follow an invocation that ran (and
+	// invoked the agent).
 	step.AddRetry(&awsstepfunctions.RetryProps{
-		Errors:   jsii.Strings(LambdaServiceErrors...),
+		Errors:   jsii.Strings(LambdaThrottled),
 		Interval: awscdk.Duration_Seconds(jsii.Number(2)), MaxAttempts: jsii.Number(6), BackoffRate: jsii.Number(2),
 		MaxDelay: awscdk.Duration_Seconds(jsii.Number(30)), JitterStrategy: awsstepfunctions.JitterType_FULL,
 	})

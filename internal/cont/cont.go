@@ -15,8 +15,9 @@ package cont
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"mime"
@@ -46,6 +47,11 @@ const (
 type Request struct {
 	ContinueWith  *flow.ContinueWith `json:"continueWith"`
 	Authorization *flow.Result       `json:"authorization"`
+	// ExecutionID is the state machine execution's ARN ($$.Execution.Id):
+	// without a runtimeSessionId of the caller's, the runtime session is
+	// derived from it, so that a repeated invocation lands in the same
+	// session and the agent can tell.
+	ExecutionID string `json:"executionId,omitempty"`
 }
 
 // Invocation is one InvokeAgentRuntime call.
@@ -101,19 +107,39 @@ type Continuer struct {
 	Log     *slog.Logger
 }
 
-// ParseRequest decodes the step's input strictly.
+// ParseRequest decodes the step's input strictly (exact member names, no
+// unknown members, nothing after it).
 func ParseRequest(raw []byte) (Request, error) {
 	var r Request
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		var f *flow.Failure
-		if errors.As(err, &f) {
-			return r, f
+	var env struct {
+		ContinueWith  json.RawMessage `json:"continueWith"`
+		Authorization json.RawMessage `json:"authorization"`
+		ExecutionID   string          `json:"executionId,omitempty"`
+	}
+	if err := flow.DecodeStrict(raw, &env); err != nil {
+		return r, flow.Fail(contract.ErrInvalidInput, "the ContinueAgent input is not {continueWith, authorization, executionId}")
+	}
+	r.ExecutionID = env.ExecutionID
+	if len(env.ContinueWith) > 0 && string(env.ContinueWith) != "null" {
+		r.ContinueWith = &flow.ContinueWith{}
+		if err := r.ContinueWith.UnmarshalJSON(env.ContinueWith); err != nil {
+			return r, flow.AsFailure(err, contract.ErrInvalidInput)
 		}
-		return r, flow.Fail(contract.ErrInvalidInput, "the ContinueAgent input is not {continueWith, authorization}")
+	}
+	if len(env.Authorization) > 0 && string(env.Authorization) != "null" {
+		r.Authorization = &flow.Result{}
+		if err := flow.DecodeStrict(env.Authorization, r.Authorization); err != nil {
+			return r, flow.Fail(contract.ErrInvalidInput, "the ContinueAgent input's authorization is not a result of the authorization")
+		}
 	}
 	return r, nil
+}
+
+// runtimeSessionID derives a runtime session id (33-256 characters) from
+// the execution: the same for every attempt of one execution.
+func runtimeSessionID(executionID string) string {
+	sum := sha256.Sum256([]byte("consentflow runtime session\x00" + executionID))
+	return "consentflow-" + hex.EncodeToString(sum[:])
 }
 
 // Continue invokes the agent for an AUTHORIZED result and summarizes its
@@ -124,6 +150,8 @@ func (c *Continuer) Continue(ctx context.Context, r Request) (*Summary, error) {
 		return nil, flow.Fail(contract.ErrInvalidInput, "continueWith is required")
 	case r.Authorization == nil || r.Authorization.Status != flow.StatusAuthorized:
 		return nil, flow.Fail(contract.ErrInvalidInput, "the authorization is not %s", flow.StatusAuthorized)
+	case r.Authorization.UserID == "":
+		return nil, flow.Fail(contract.ErrInvalidInput, "the authorization names no user: only a user's consent continues an agent")
 	case !r.Authorization.Consented:
 		// A token already in the vault proves nothing about who started the workflow:
 		// acting for the user on it would let anyone who may start an execution invoke
@@ -144,6 +172,9 @@ func (c *Continuer) Continue(ctx context.Context, r Request) (*Summary, error) {
 	if in.AgentRuntime == "" {
 		in.AgentRuntime = cw.AgentRuntimeID
 	}
+	if in.RuntimeSessionID == "" && r.ExecutionID != "" {
+		in.RuntimeSessionID = runtimeSessionID(r.ExecutionID)
+	}
 	log := c.log().With("correlationId", r.Authorization.CorrelationID, "agentRuntime", cw.RuntimeID(), "forUser", in.RuntimeUserID != "")
 	res, err := c.Runtime.Invoke(ctx, in)
 	if err != nil {
@@ -161,8 +192,7 @@ func (c *Continuer) Continue(ctx context.Context, r Request) (*Summary, error) {
 		log.WarnContext(ctx, "the agent's answer is too large", "limit", MaxResponseBytes)
 		return nil, flow.Fail(contract.ErrAgentResponseTooLarge, "the agent's answer is larger than %d bytes", MaxResponseBytes)
 	}
-	s := Summarize(res.StatusCode, res.ContentType, body)
-	s.RuntimeSessionID = res.RuntimeSessionID
+	s := summarize(res.StatusCode, res.ContentType, res.RuntimeSessionID, body)
 	log.InfoContext(ctx, "agent continued", "statusCode", s.StatusCode, "contentType", s.ContentType, "bytes", s.Bytes)
 	return s, nil
 }
@@ -179,8 +209,22 @@ func (c *Continuer) log() *slog.Logger {
 // text, nothing of other content types; the Summary's JSON is at most
 // MaxSummaryJSON bytes.
 func Summarize(status int, contentType string, body []byte) *Summary {
-	s := &Summary{StatusCode: status, ContentType: contentType, Bytes: len(body)}
-	mt, _, _ := mime.ParseMediaType(contentType)
+	return summarize(status, contentType, "", body)
+}
+
+// maxHeaderValue bounds the agent's content type and the runtime session
+// id in the Summary (the model's session id is at most 256 characters).
+const maxHeaderValue = 256
+
+func summarize(status int, contentType, sessionID string, body []byte) *Summary {
+	s := &Summary{StatusCode: status, Bytes: len(body)}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err == nil && len(contentType) <= maxHeaderValue && utf8.ValidString(contentType) {
+		s.ContentType = contentType // the agent's header: shown only when it is a media type
+	}
+	if len(sessionID) <= maxHeaderValue && isVisibleASCII(sessionID) {
+		s.RuntimeSessionID = sessionID
+	}
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
 	isText := strings.HasPrefix(mt, "text/") || isJSON
 	if isJSON && len(body) <= SummaryBytes && json.Valid(body) {
@@ -210,6 +254,15 @@ func Summarize(status int, contentType string, body []byte) *Summary {
 		cut -= max(over/6, 1)
 		cut = max(cut, 0)
 	}
+}
+
+func isVisibleASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 func encodedLen(s *Summary) int {

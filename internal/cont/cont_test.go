@@ -99,12 +99,11 @@ func TestContinueSuccess(t *testing.T) {
 	if h := e.ag.got[0]; h.Get(emulator.HeaderRuntimeUserID) != "github|4242" || h.Get(emulator.HeaderWorkloadToken) == "" {
 		t.Fatalf("agent got %v", h)
 	}
-	// An M2M authorization (no user) continues without a user.
-	if _, err := e.h.Handle(context.Background(), event(arnTarget, "")); err != nil {
-		t.Fatal(err)
-	}
-	if h := e.ag.got[2]; h.Get(emulator.HeaderRuntimeUserID) != "" {
-		t.Fatalf("agent got a user for M2M: %v", h)
+	// An authorization without a user (M2M: initiate refuses continueWith
+	// for it) continues nobody.
+	n := len(e.ag.got)
+	if _, err := e.h.Handle(context.Background(), event(arnTarget, "")); errType(t, err) != contract.ErrInvalidInput || len(e.ag.got) != n {
+		t.Fatalf("no user: %v", err)
 	}
 }
 
@@ -202,4 +201,59 @@ func targets(t *testing.T, arns ...string) []contract.AgentRuntimeTarget {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Without a runtimeSessionId of the caller's, the session is derived from
+// the execution: every attempt of one execution lands in the same one.
+func TestRuntimeSessionFromExecution(t *testing.T) {
+	e := newEnv(t)
+	withExec := func(cw, exec string) json.RawMessage {
+		ev := string(event(cw, "u"))
+		return json.RawMessage(ev[:len(ev)-1] + `,"executionId":"` + exec + `"}`)
+	}
+	const exec = "arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:run-1"
+	for _, ev := range []json.RawMessage{withExec(arnTarget, exec), withExec(arnTarget, exec), withExec(arnTarget, exec+"x")} {
+		if _, err := e.h.Handle(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sid := func(i int) string { return e.ag.got[i].Get(emulator.HeaderRuntimeSessionID) }
+	if sid(0) != sid(1) || sid(0) == sid(2) || len(sid(0)) < 33 || len(sid(0)) > 256 || strings.Contains(sid(0), "run-1") {
+		t.Fatalf("sessions %q %q %q", sid(0), sid(1), sid(2))
+	}
+	own := `{"agentRuntimeArn":"` + runtimeARN + `","runtimeSessionId":"chat-7f3a-000000000000000000000000001","payload":{}}`
+	if _, err := e.h.Handle(context.Background(), withExec(own, exec)); err != nil || sid(3) != "chat-7f3a-000000000000000000000000001" {
+		t.Fatalf("the caller's session: %q %v", sid(3), err)
+	}
+}
+
+// The step's input is decoded as strictly as initiate's: member names
+// exactly, nothing unknown, nothing after it.
+func TestParseRequestStrict(t *testing.T) {
+	ok := string(event(arnTarget, "u"))
+	for name, raw := range map[string]string{
+		"case variant":   strings.Replace(ok, `"consented"`, `"Consented"`, 1),
+		"top-level case": strings.Replace(ok, `"authorization"`, `"Authorization"`, 1),
+		"trailing":       ok + `{}`,
+		"unknown":        ok[:len(ok)-1] + `,"x":1}`,
+	} {
+		if _, err := cont.ParseRequest([]byte(raw)); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	if r, err := cont.ParseRequest([]byte(ok)); err != nil || !r.Authorization.Consented || r.ContinueWith == nil {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// The agent's headers are bounded in the summary: a content type only when
+// it is a media type of at most 256 bytes.
+func TestSummaryHeaders(t *testing.T) {
+	long := "application/json; x=" + strings.Repeat("a", 300)
+	if s := cont.Summarize(200, long, []byte(`{}`)); s.ContentType != "" || string(s.Body) != "{}" {
+		t.Fatalf("%+v", s)
+	}
+	if s := cont.Summarize(200, "not a media type", []byte(`x`)); s.ContentType != "" || s.Text != "" {
+		t.Fatalf("%+v", s)
+	}
 }

@@ -2,6 +2,7 @@ package flow_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -102,13 +103,51 @@ func TestInitiateRefusesContinuations(t *testing.T) {
 	})
 	t.Run("accepted", func(t *testing.T) {
 		e := newEnv(t, flow.BindingCode)
-		for _, target := range []string{arn, `"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012"`} {
-			res := mustInitiate(t, e, `{"userId":"u","provider":"p","scopes":["s"]`+cw(target)+`}`)
+		for i, target := range []string{arn, `"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012"`} {
+			res := mustInitiate(t, e, `{"taskToken":"`+taskToken+fmt.Sprint(i)+`","input":{"userId":"u","provider":"p","scopes":["s"]`+cw(target)+`}}`)
 			if res.Status != flow.StatusAuthorizationRequired {
 				t.Fatalf("result %+v", res)
 			}
 		}
 	})
+	// Refused although the runtime is configured: the call is not the state
+	// machine's, an M2M flow (never a consent), no session binding, an input
+	// that would not leave room in the state for the authorization and the
+	// agent's answer.
+	for name, c := range map[string]struct {
+		binding flow.BindingMode
+		raw     string
+	}{
+		"direct invocation": {flow.BindingCode, `{"userId":"u","provider":"p","scopes":["s"]` + cw(arn) + `}`},
+		"m2m":               {flow.BindingCode, `{"taskToken":"t","input":{"flow":"M2M","provider":"p","scopes":["s"]` + cw(arn) + `}}`},
+		"binding none":      {flow.BindingNone, `{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"]` + cw(arn) + `}}`},
+		"state budget": {flow.BindingCode, `{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"context":{"c":"` +
+			strings.Repeat("x", flow.MaxContext-10) + `"},"continueWith":{` + arn + `,"payload":"` + strings.Repeat("y", flow.MaxContinuePayload-10) +
+			`"},"customParameters":{` + bigParams() + `}}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, c.binding)
+			req, err := flow.ParseRequest([]byte(c.raw))
+			if err == nil {
+				_, err = e.ini.Initiate(context.Background(), req)
+			}
+			if failureName(err) != contract.ErrInvalidInput || len(e.id.calls) != 0 {
+				t.Fatalf("err %v, calls %v", err, e.id.calls)
+			}
+		})
+	}
+	// The largest inputs without continueWith fit (about 150 KiB: the
+	// payload is what can make an input too large).
+	big := `{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"context":{"c":"` + strings.Repeat("x", flow.MaxContext-10) +
+		`"},"customParameters":{` + bigParams() + `}}}`
+	e := newEnv(t, flow.BindingCode)
+	req, err := flow.ParseRequest([]byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ini.Initiate(context.Background(), req); err != nil {
+		t.Fatalf("a %d-byte input: %v", len(big), err)
+	}
 }
 
 func TestParseAgentRuntimeARNs(t *testing.T) {
@@ -183,4 +222,18 @@ func TestParseRequestRefusesAmbiguousInput(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// bigParams are 20 customParameters of 2048 three-byte characters (about
+// 120 KiB of JSON): valid, and with a large context and payload more than
+// the state can carry beside the authorization.
+func bigParams() string {
+	var b strings.Builder
+	for i := 0; i < 20; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"p%d":"%s"`, i, strings.Repeat("€", 2048))
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,7 +112,7 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
 	}
-	if err := x.acceptsContinuation(req.Input); err != nil {
+	if err := x.acceptsContinuation(req); err != nil {
 		return nil, err
 	}
 	in := req.Input
@@ -155,15 +156,34 @@ func (x *Initiator) acceptsUser(in Input) error {
 }
 
 // acceptsContinuation refuses a continueWith that the ContinueAgent step
-// could not carry out: none is configured, or it names another runtime.
-func (x *Initiator) acceptsContinuation(in Input) error {
+// could not or must not carry out: none is configured, it names another
+// runtime or endpoint, the call is not the state machine's (no task
+// token), or no consent could ever prove the user's presence (BINDING_MODE
+// none). With agent runtimes configured the state machine keeps the input
+// beside the authorization and the agent's summary, so the input must
+// leave room for them in Step Functions' 256 KiB.
+func (x *Initiator) acceptsContinuation(req Request) error {
+	in := req.Input
+	if len(x.cfg.AgentRuntimes) > 0 {
+		// Measured as Step Functions writes JSON: without escaping '<', '>' and '&'.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(in); err != nil || buf.Len() > MaxInputWithAgentRuntimes {
+			return Fail(contract.ErrInvalidInput, "the input is larger than %d bytes of JSON: with agent runtimes configured the workflow state also carries the authorization and the agent's answer (256 KiB in all)", MaxInputWithAgentRuntimes)
+		}
+	}
 	switch {
 	case in.ContinueWith == nil:
 		return nil
 	case len(x.cfg.AgentRuntimes) == 0:
 		return invalid("continueWith", "is not accepted: no agent runtime is configured (%s, CDK context agentRuntimeArns)", contract.EnvAgentRuntimeARNs)
 	case !in.ContinueWith.AllowedBy(x.cfg.AgentRuntimes, x.cfg.Region):
-		return invalid("continueWith", "names an agent runtime that is not configured (%s)", contract.EnvAgentRuntimeARNs)
+		return invalid("continueWith", "names an agent runtime or endpoint that is not configured (%s)", contract.EnvAgentRuntimeARNs)
+	case req.TaskToken == "":
+		return invalid("continueWith", "is carried out by the state machine only (a direct invocation has no ContinueAgent step)")
+	case x.cfg.Binding == BindingNone:
+		return invalid("continueWith", "is not accepted with %s=%s: without session binding a consent does not prove who the user is", contract.EnvBindingMode, BindingNone)
 	}
 	return nil
 }

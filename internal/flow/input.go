@@ -40,6 +40,12 @@ const (
 	minWorkloadName  = 3
 	maxReturnURL     = 2048 // ResourceOauth2ReturnUrlType
 	maxInitiateEvent = 256 * 1024
+	// MaxInputWithAgentRuntimes bounds the workflow input (as JSON) when
+	// agent runtimes are configured: the state then carries the input, the
+	// authorization (up to about 28 KiB: scopes, context, ids) and the
+	// agent's summary (cont.MaxSummaryJSON, 32 KiB) within Step Functions'
+	// 256 KiB, with a margin.
+	MaxInputWithAgentRuntimes = 176 * 1024
 	// MaxCorrelationID and MaxContext bound the caller's correlationId
 	// (characters of [A-Za-z0-9._:-]) and context (bytes of compact JSON):
 	// both travel in every event (EventBridge entries are at most 256 KiB)
@@ -143,6 +149,12 @@ func parseInput(raw []byte) (Input, error) {
 	return in, nil
 }
 
+// DecodeStrict decodes the JSON value raw into v as initiate decodes its
+// input: exact member names only (encoding/json would also match other
+// cases), no unknown members, nothing after the value; failures are
+// contract.ErrInvalidInput Failures that quote no value.
+func DecodeStrict(raw []byte, v any) error { return strictDecode(raw, v) }
+
 func strictDecode(raw []byte, v any) error {
 	// encoding/json matches member names without regard to case, so
 	// "UserID" would fill userId: only the exact names are fields.
@@ -241,6 +253,9 @@ func (r *Request) Validate() error {
 		}
 	}
 	if in.ContinueWith != nil {
+		if in.Flow == FlowM2M {
+			return invalid("continueWith", "is not available for M2M flows: a consent in the same execution, which M2M never has, is what lets the agent be invoked for someone")
+		}
 		if in.UserToken != "" {
 			return invalid("continueWith", "is not available for flows started with userToken: InvokeAgentRuntime with the user's JWT (an agent with a JWT authorizer) is the application's call")
 		}
