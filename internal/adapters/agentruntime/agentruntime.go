@@ -5,7 +5,9 @@ package agentruntime
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
@@ -48,6 +50,9 @@ func (r Runtime) Invoke(ctx context.Context, in cont.Invocation) (*cont.Response
 	req.RuntimeSessionId, req.RuntimeUserId = opt(in.RuntimeSessionID), opt(in.RuntimeUserID)
 	out, err := r.API.InvokeAgentRuntime(ctx, req, func(o *bedrockagentcore.Options) {
 		o.RetryMaxAttempts = 1
+		if o.HTTPClient != nil {
+			o.HTTPClient = closeOnce{o.HTTPClient}
+		}
 		// A runtime ARN names its region: the call goes there (and is signed for it),
 		// not to the function's region. The id form is in the function's region.
 		if t, ok := contract.ParseAgentRuntimeTarget(in.AgentRuntime); ok {
@@ -112,4 +117,30 @@ func code(err error) string {
 		return ae.ErrorCode()
 	}
 	return "no answer"
+}
+
+// closeOnce makes closing a request's body idempotent. net/http may hand
+// back the response (the agent answers as it goes) before its write loop
+// has closed the request body; smithy-go closes that body as soon as the
+// response is back, and the transport's own close after it then fails and
+// tears down the connection mid-answer ("use of closed network
+// connection"). With a fast agent and a busy CPU that happens.
+type closeOnce struct{ next bedrockagentcore.HTTPClient }
+
+func (c closeOnce) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &onceBody{ReadCloser: req.Body}
+	}
+	return c.next.Do(req)
+}
+
+type onceBody struct {
+	io.ReadCloser
+	once sync.Once
+	err  error
+}
+
+func (b *onceBody) Close() error {
+	b.once.Do(func() { b.err = b.ReadCloser.Close() })
+	return b.err
 }

@@ -3,6 +3,9 @@ package agentruntime
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
@@ -40,5 +43,31 @@ func TestInvokeRegionAndRetries(t *testing.T) {
 		if api.got.Region != want || api.got.RetryMaxAttempts != 1 {
 			t.Errorf("%s: region %q, attempts %d", in, api.got.Region, api.got.RetryMaxAttempts)
 		}
+	}
+}
+
+type closeCount struct {
+	io.Reader
+	n int
+}
+
+func (c *closeCount) Close() error { c.n++; return errors.New("closed twice") }
+
+type doer struct{ req *http.Request }
+
+func (d *doer) Do(r *http.Request) (*http.Response, error) { d.req = r; return &http.Response{}, nil }
+
+// smithy-go and net/http both close a request's body; only the first close
+// reaches it (a failing second one would tear down the connection).
+func TestRequestBodyClosedOnce(t *testing.T) {
+	body := &closeCount{Reader: strings.NewReader("{}")}
+	d := &doer{}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
+	if _, err := (closeOnce{d}).Do(req); err != nil {
+		t.Fatal(err)
+	}
+	a, b := d.req.Body.Close(), d.req.Body.Close()
+	if body.n != 1 || a == nil || b != a {
+		t.Fatalf("closed %d times: %v %v", body.n, a, b)
 	}
 }
