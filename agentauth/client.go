@@ -91,7 +91,11 @@ type Option func(*options)
 // user id (the runtimeUserId, which AgentCore authorized with InvokeAgentRuntimeForUser).
 // That is how an agent reads tokens users consented to through consentflow: name
 // consentflow's workload identity (the stack's WorkloadName output; the agent's execution
-// role needs the stack's AgentTokenPolicy).
+// role needs the stack's AgentTokenPolicy) and WithReturnURL (consentflow's CallbackUrl).
+// The user id header is trusted only on a request that also carries a workload access
+// token, that is, one AgentCore Runtime made: the header is proof of the user only when
+// nothing but AgentCore Runtime can reach the agent (its port must not be exposed
+// otherwise), since the execution role can mint tokens for any user id.
 func WithWorkloadName(name string) Option { return func(o *options) { o.workload = name } }
 
 // WithReturnURL sets the URL AgentCore sends the user's browser back to after consent

@@ -103,8 +103,13 @@ func (c *Client) tokenInput(ctx context.Context, req TokenRequest) (flow.Input, 
 	switch {
 	case fromCtx && u.isZero() && c.workload != "":
 		// The request's token is for the runtime's own workload identity: mint for the
-		// named one and the invocation's user.
-		if inv.UserID == "" && in.Flow != flow.FlowM2M {
+		// named one and the invocation's user. Only an invocation AgentCore Runtime made
+		// carries a workload access token; the user id header is trusted only with one.
+		switch {
+		case inv.WorkloadToken == "":
+			return in, u, "", invalidRequest("not an AgentCore Runtime invocation (no " + HeaderWorkloadAccessToken +
+				"): set TokenRequest.User")
+		case inv.UserID == "" && in.Flow != flow.FlowM2M:
 			return in, u, "", invalidRequest("the AgentCore Runtime invocation names no user (no " + HeaderUserID +
 				"): invoke the agent with runtimeUserId, or set TokenRequest.User")
 		}
@@ -112,7 +117,9 @@ func (c *Client) tokenInput(ctx context.Context, req TokenRequest) (flow.Input, 
 	case fromCtx && u.isZero():
 		u = User{ID: inv.UserID, WorkloadToken: inv.WorkloadToken}
 	}
-	if fromCtx && returnURL == "" {
+	if fromCtx && returnURL == "" && c.workload == "" {
+		// Runtime's OAuth2CallbackUrl is registered on the runtime's own identity, not on
+		// a named one: with WithWorkloadName the return URL is WithReturnURL's.
 		returnURL = inv.CallbackURL
 	}
 	if in.Flow == flow.FlowM2M {

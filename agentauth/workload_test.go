@@ -61,4 +61,13 @@ func TestWorkloadNameInRuntime(t *testing.T) {
 	if len(srv.CallsTo(agentcoretest.OpGetWorkloadAccessTokenForUserID)) != n {
 		t.Fatal("minted for no user")
 	}
+	// A user id header without a workload access token is not an AgentCore Runtime
+	// invocation: the header alone names nobody.
+	forged := agentauth.NewContext(ctx, agentauth.Invocation{UserID: "github|4242"})
+	if _, err := c.AccessToken(forged, req); !errors.Is(err, agentauth.ErrInvalidRequest) {
+		t.Fatalf("a user id header alone: %v", err)
+	}
+	if len(srv.CallsTo(agentcoretest.OpGetWorkloadAccessTokenForUserID)) != n {
+		t.Fatal("minted for a user id header alone")
+	}
 }

@@ -61,7 +61,7 @@ func Handler(tokens Tokens, s Settings, log *slog.Logger) http.Handler {
 			Prompt string `json:"prompt"`
 		}
 		_ = json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in) // any JSON; the prompt if there is one
-		if _, ok := agentauth.FromContext(r.Context()); !ok {
+		if inv, ok := agentauth.FromContext(r.Context()); !ok || inv.WorkloadToken == "" {
 			// AgentCore Runtime sends each invocation with a WorkloadAccessToken.
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "not an AgentCore Runtime invocation (no WorkloadAccessToken)"})
 			return

@@ -50,6 +50,16 @@ func ParseAgentRuntimeTarget(s string) (AgentRuntimeTarget, bool) {
 	return t, true
 }
 
+// ParseAgentRuntimeARN reads a runtime ARN (not an endpoint's): what
+// InvokeAgentRuntime's agentRuntimeArn names.
+func ParseAgentRuntimeARN(s string) (AgentRuntimeTarget, bool) {
+	t, ok := ParseAgentRuntimeTarget(s)
+	if !ok || t.RuntimeARN != s {
+		return AgentRuntimeTarget{}, false
+	}
+	return t, true
+}
+
 // ValidRuntimeEndpointName reports whether s is an endpoint name (an
 // InvokeAgentRuntime qualifier): a letter, then up to 47 letters, digits
 // and '_'.

@@ -42,14 +42,16 @@ var (
 	// The AgentCore Runtime ARN and id forms (the control plane's
 	// AgentRuntimeId: a name and a 10-character suffix), the endpoint name
 	// that qualifies it, and the model's accountId pattern.
-	runtimeIDRE  = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$`)
-	runtimeARNRE = regexp.MustCompile(`^arn:aws[a-z-]{0,20}:bedrock-agentcore:[a-z0-9-]{1,30}:([0-9]{12}):runtime/([a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10})$`)
-	accountIDRE  = regexp.MustCompile(`^[0-9]{12}$`)
+	runtimeIDRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10}$`)
+	accountIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 )
 
 // ValidAgentRuntimeARN reports whether s is an AgentCore Runtime ARN
 // (arn:<partition>:bedrock-agentcore:<region>:<account>:runtime/<id>).
-func ValidAgentRuntimeARN(s string) bool { return runtimeARNRE.MatchString(s) }
+func ValidAgentRuntimeARN(s string) bool {
+	_, ok := contract.ParseAgentRuntimeARN(s)
+	return ok
+}
 
 // UnmarshalJSON decodes continueWith strictly (exact member names, no
 // unknown members) and keeps the payload in the compact form json.Marshal
@@ -116,16 +118,16 @@ func (c *ContinueWith) Validate() error {
 // Account and RuntimeID are the runtime's account and id, from the ARN or
 // the id form.
 func (c *ContinueWith) Account() string {
-	if m := runtimeARNRE.FindStringSubmatch(c.AgentRuntimeARN); m != nil {
-		return m[1]
+	if t, ok := contract.ParseAgentRuntimeARN(c.AgentRuntimeARN); ok {
+		return t.Account
 	}
 	return c.AccountID
 }
 
 // RuntimeID is the runtime's id (see Account).
 func (c *ContinueWith) RuntimeID() string {
-	if m := runtimeARNRE.FindStringSubmatch(c.AgentRuntimeARN); m != nil {
-		return m[2]
+	if t, ok := contract.ParseAgentRuntimeARN(c.AgentRuntimeARN); ok {
+		return t.ID
 	}
 	return c.AgentRuntimeID
 }

@@ -8,11 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/consentflow/consentflow/internal/contract"
 )
 
 // AgentCore Runtime's data plane: InvokeAgentRuntime
@@ -53,7 +54,14 @@ type AgentRuntime struct {
 	OAuth2CallbackURL string `json:"oauth2CallbackUrl,omitempty"`
 }
 
-var agentRuntimeARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:bedrock-agentcore:([a-z0-9-]+):([0-9]{12}):runtime/([a-zA-Z][a-zA-Z0-9_]{0,99}-[a-zA-Z0-9]{10})$`)
+// runtimeOf reads an agent runtime ARN (consentflow's one grammar of it).
+func runtimeOf(arn string) (contract.AgentRuntimeTarget, bool) {
+	return contract.ParseAgentRuntimeARN(arn)
+}
+
+// forwarder forwards invocations to local agents; it follows no redirect
+// (the WorkloadAccessToken header would go along).
+var forwarder = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // maxRuntimePayload bounds the invocation body the emulator reads (the
 // model's Body allows 100,000,000 bytes).
@@ -62,8 +70,8 @@ const maxRuntimePayload = 16 << 20
 // AddAgentRuntime registers (or replaces) an agent runtime on a running
 // server, with the same checks as Config.AgentRuntimes.
 func (s *Server) AddAgentRuntime(rt AgentRuntime) error {
-	m := agentRuntimeARNRE.FindStringSubmatch(rt.ARN)
-	if m == nil {
+	rtID, ok := runtimeOf(rt.ARN)
+	if !ok {
 		return fmt.Errorf("emulator: agent runtime ARN %q is not arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>", rt.ARN)
 	}
 	u, err := url.Parse(rt.URL)
@@ -75,7 +83,7 @@ func (s *Server) AddAgentRuntime(rt AgentRuntime) error {
 	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("emulator: agent runtime %s: url %q is not on this machine (127.0.0.1, ::1 or localhost)", rt.ARN, rt.URL)
 	}
-	workload := m[3]
+	workload := rtID.ID
 	rt.URL = strings.TrimRight(rt.URL, "/")
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,7 +202,7 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		arn = ""
 		s.mu.Lock()
 		for a := range s.runtimes {
-			if m := agentRuntimeARNRE.FindStringSubmatch(a); m[2] == account && m[3] == target {
+			if t, _ := runtimeOf(a); t.Account == account && t.ID == target {
 				arn = a
 			}
 		}
@@ -225,7 +233,8 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		u = user{kind: "userId", value: userID, vaultID: "uid\x00" + userID}
 	}
 	tok := randomToken(96)
-	workload := agentRuntimeARNRE.FindStringSubmatch(rt.ARN)[3]
+	rtID, _ := runtimeOf(rt.ARN)
+	workload := rtID.ID
 	s.tokens[tok] = &workloadToken{workload: workload, user: u, expires: s.now().Add(WorkloadTokenTTL)}
 	s.mu.Unlock()
 	call.Workload, call.UserKind = workload, u.kind
@@ -251,7 +260,7 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 	if rt.OAuth2CallbackURL != "" {
 		fwd.Header.Set(HeaderOAuth2CallbackURL, rt.OAuth2CallbackURL)
 	}
-	res, err := http.DefaultClient.Do(fwd)
+	res, err := forwarder.Do(fwd)
 	if err != nil {
 		if errors.Is(r.Context().Err(), context.Canceled) {
 			return // the caller left

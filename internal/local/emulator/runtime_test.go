@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +25,8 @@ type fakeAgent struct {
 	headers []http.Header
 	bodies  []string
 	status  int
+	// location, with a 3xx status: where the agent redirects.
+	location string
 }
 
 func (a *fakeAgent) start(t *testing.T) string {
@@ -35,8 +38,11 @@ func (a *fakeAgent) start(t *testing.T) string {
 			b, _ := io.ReadAll(r.Body)
 			a.mu.Lock()
 			a.headers, a.bodies = append(a.headers, r.Header.Clone()), append(a.bodies, string(b))
-			status := a.status
+			status, location := a.status, a.location
 			a.mu.Unlock()
+			if location != "" {
+				w.Header().Set("Location", location)
+			}
 			if status != 0 {
 				http.Error(w, "agent failed", status)
 				return
@@ -122,6 +128,15 @@ func TestInvokeAgentRuntimeForwardsToTheAgent(t *testing.T) {
 }
 
 func TestInvokeAgentRuntimeErrors(t *testing.T) {
+	var followed atomic.Bool
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { followed.Store(true) }))
+	t.Cleanup(other.Close)
+	t.Cleanup(func() {
+		if followed.Load() {
+			t.Error("the emulator followed the agent's redirect")
+		}
+	})
+	elsewhere := other.URL + "/collect"
 	a := &fakeAgent{}
 	e := newEnv(t, withRuntime(a, t))
 	ctx := context.Background()
@@ -156,7 +171,9 @@ func TestInvokeAgentRuntimeErrors(t *testing.T) {
 		}, nil, &ve},
 		{"agent 500", nil, func() { a.status = 500 }, &rce},
 		{"agent 400", nil, func() { a.status = 400 }, &rce},
-		{"throttled", nil, func() { a.status = 0; e.srv.InjectFault(OpInvokeAgentRuntime, 1, Throttle) }, &te},
+		// The emulator follows no redirect: the WorkloadAccessToken would go along.
+		{"agent redirects", nil, func() { a.status, a.location = 307, elsewhere }, &rce},
+		{"throttled", nil, func() { a.status, a.location = 0, ""; e.srv.InjectFault(OpInvokeAgentRuntime, 1, Throttle) }, &te},
 		{"internal", nil, func() { e.srv.InjectFault(OpInvokeAgentRuntime, 1, InternalError) }, &ise},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,8 +5,9 @@
 // WorkloadName output: the users' tokens are in the vault under it, and the runtime's own
 // identity does not see them; the execution role attaches the stack's AgentTokenPolicyArn),
 // AGENT_PROVIDER (credential provider), AGENT_SCOPES (space-separated), AGENT_API_URL (the
-// provider API to call), AGENT_RETURN_URL (consentflow's CallbackUrl; AgentCore requires a
-// return URL for user federation), PORT (default 8080). AWS configuration as usual (locally
+// provider API to call), AGENT_RETURN_URL (consentflow's CallbackUrl, the return URL
+// registered on its workload identity), PORT (default 8080). The agent must be reachable only
+// through AgentCore Runtime: it trusts the invocation's user id header. AWS configuration as usual (locally
 // AWS_ENDPOINT_URL_BEDROCK_AGENTCORE names the emulator).
 package main
 
@@ -36,10 +37,12 @@ func main() {
 		log.Error("AGENT_WORKLOAD_NAME is required: consentflow's workload identity (the stack's WorkloadName output)")
 		os.Exit(1)
 	}
-	opts := []agentauth.Option{agentauth.WithWorkloadName(workload)}
-	if u := os.Getenv("AGENT_RETURN_URL"); u != "" {
-		opts = append(opts, agentauth.WithReturnURL(u))
+	returnURL := os.Getenv("AGENT_RETURN_URL")
+	if returnURL == "" {
+		log.Error("AGENT_RETURN_URL is required: consentflow's CallbackUrl (registered on its workload identity)")
+		os.Exit(1)
 	}
+	opts := []agentauth.Option{agentauth.WithWorkloadName(workload), agentauth.WithReturnURL(returnURL)}
 	client, err := agentauth.New(cfg, opts...)
 	if err != nil {
 		log.Error("agentauth", "error", err.Error())
