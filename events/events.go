@@ -30,7 +30,9 @@
 // No event carries a token, the OAuth state, a verification code of a
 // settled session, a task token or AgentCore's session URI: CorrelationID is
 // the public name of a session, the same in every event, log line and
-// workflow result.
+// workflow result. A session started by the state machine also names its
+// execution (ExecutionARN), so a consumer can find the workflow, e.g. with
+// DescribeExecution.
 //
 // The package imports nothing but the standard library.
 package events
@@ -81,6 +83,12 @@ type AuthorizationRequired struct {
 	// Context is the JSON object the workflow was started with (input
 	// field "context"), unchanged; absent when none was given.
 	Context json.RawMessage `json:"context,omitempty"`
+	// ExecutionARN is the ARN of the Step Functions execution waiting for
+	// the session: consentflow's state machine passes its $$.Execution.Id
+	// to initiate (field executionArn beside the task token). Absent when
+	// initiate was invoked without one (directly, by agentauth, or by a
+	// workflow of your own that does not pass it).
+	ExecutionARN string `json:"executionArn,omitempty"`
 }
 
 // AuthorizationCompleted is the detail of an AuthorizationCompleted event:
@@ -107,6 +115,10 @@ type AuthorizationCompleted struct {
 	// Context is the JSON object the workflow was started with (input
 	// field "context"), unchanged; absent when none was given.
 	Context json.RawMessage `json:"context,omitempty"`
+	// ExecutionARN is the ARN of the Step Functions execution that waited
+	// for the session (as in its AuthorizationRequired); absent for
+	// sessions started without one and for External sessions.
+	ExecutionARN string `json:"executionArn,omitempty"`
 }
 
 // AuthorizationFailed is the detail of an AuthorizationFailed event: a
@@ -138,4 +150,8 @@ type AuthorizationFailed struct {
 	// Context is the JSON object the workflow was started with (input
 	// field "context"), unchanged; absent when none was given.
 	Context json.RawMessage `json:"context,omitempty"`
+	// ExecutionARN is the ARN of the Step Functions execution that waited
+	// for the session (as in its AuthorizationRequired); absent for
+	// sessions started without one and for External sessions.
+	ExecutionARN string `json:"executionArn,omitempty"`
 }

@@ -28,6 +28,7 @@ func TestNamesAgreeWithContract(t *testing.T) {
 // The detail's JSON field names: the schema the README documents.
 func TestJSONFields(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 1, 36, 0, time.UTC)
+	const execARN = "arn:aws:states:eu-west-1:123456789012:execution:AuthorizeUser:7b1e2c4d-0f3a-4b5c-8d9e-1a2b3c4d5e6f"
 	for _, c := range []struct {
 		v    any
 		want string
@@ -48,6 +49,13 @@ func TestJSONFields(t *testing.T) {
 			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","context":{"a":1}}`},
 		{events.AuthorizationFailed{CorrelationID: "c", Scopes: []string{}, At: at, Reason: contract.ErrExpired, Context: json.RawMessage(`{"a":1}`)},
 			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","reason":"consentflow.Expired","context":{"a":1}}`},
+		{events.AuthorizationRequired{CorrelationID: "c", Provider: "p", Scopes: []string{"s"}, AuthorizationURL: "https://a",
+			ExpiresAt: at, ExecutionARN: execARN},
+			`{"correlationId":"c","provider":"p","scopes":["s"],"authorizationUrl":"https://a","expiresAt":"2026-01-01T00:01:36Z","executionArn":"` + execARN + `"}`},
+		{events.AuthorizationCompleted{CorrelationID: "c", Scopes: []string{}, At: at, ExecutionARN: execARN},
+			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","executionArn":"` + execARN + `"}`},
+		{events.AuthorizationFailed{CorrelationID: "c", Scopes: []string{}, At: at, Reason: contract.ErrConsentDenied, ExecutionARN: execARN},
+			`{"correlationId":"c","scopes":[],"at":"2026-01-01T00:01:36Z","reason":"consentflow.ConsentDenied","executionArn":"` + execARN + `"}`},
 	} {
 		b, err := json.Marshal(c.v)
 		if err != nil || string(b) != c.want {

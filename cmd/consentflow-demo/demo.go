@@ -175,8 +175,13 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	}
 
 	// One authorization, as the state machine runs it.
-	d.step("registering a Step Functions task (callback pattern, .waitForTaskToken, timeout %v) ...", cfg.timeout)
-	token := s.SFN.NewTask(sfnlocal.WithTimeout(cfg.timeout))
+	d.step("starting an execution: its Step Functions task (callback pattern, .waitForTaskToken, timeout %v) ...", cfg.timeout)
+	exec, err := s.StartExecution(sfnlocal.WithTimeout(cfg.timeout))
+	if err != nil {
+		return err
+	}
+	token := exec.TaskToken
+	d.info("execution %s", exec.ARN)
 	sub := s.Events.Subscribe(eventslocal.Match{DetailType: contract.DetailTypeAuthorizationRequired})
 	defer sub.Close()
 	done := s.Events.Subscribe(eventslocal.Match{Source: contract.EventSource})
@@ -187,7 +192,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	if cfg.agent {
 		input["continueWith"] = continueWith()
 	}
-	payload, err := json.Marshal(map[string]any{"taskToken": token, "input": input})
+	rawInput, err := json.Marshal(input)
+	if err != nil {
+		return err
+	}
+	payload, err := exec.Payload(rawInput) // {taskToken, executionArn, input}, as the state machine sends it
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,10 @@ var (
 )
 
 func TestDemoAuto(t *testing.T) {
-	demoAuto(t, []string{"verification code:"}, "--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
+	// The completion event names the execution the demo started.
+	demoAuto(t, []string{"verification code:", "execution arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:",
+		`"executionArn":"arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:`},
+		"--auto", "--user", "demo-test-user", "--scopes", "repo,read:user")
 }
 
 // The whole loop (make demo; AGENT=0 leaves it out): after consent the ContinueAgent step

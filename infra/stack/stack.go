@@ -758,9 +758,12 @@ func newStateMachine(s awscdk.Stack, cfg Config, initiate, continueFn awslambda.
 		Comment:            jsii.String("Start the AgentCore authorization session and wait for the callback to resume the task"),
 		LambdaFunction:     initiate,
 		IntegrationPattern: awsstepfunctions.IntegrationPattern_WAIT_FOR_TASK_TOKEN,
+		// The execution's ARN goes beside the token, not into the input (whose unknown fields
+		// initiate refuses): the session's events name the execution.
 		Payload: awsstepfunctions.TaskInput_FromObject(&map[string]any{
-			"taskToken": awsstepfunctions.JsonPath_TaskToken(),
-			"input":     awsstepfunctions.JsonPath_EntirePayload(),
+			"taskToken":    awsstepfunctions.JsonPath_TaskToken(),
+			"executionArn": awsstepfunctions.JsonPath_ExecutionId(),
+			"input":        awsstepfunctions.JsonPath_EntirePayload(),
 		}),
 		// The session is valid for 10 minutes; bound the wait so an abandoned consent ends.
 		TaskTimeout:              awsstepfunctions.Timeout_Duration(awscdk.Duration_Seconds(jsii.Number((contract.SessionValidity + TaskTimeoutMargin).Seconds()))),

@@ -771,8 +771,8 @@ func TestStateMachineDefinition(t *testing.T) {
 		t.Errorf("FunctionName = %v, want the initiate function", params["FunctionName"])
 	}
 	payload := params["Payload"].(map[string]any)
-	if payload["taskToken.$"] != "$$.Task.Token" || payload["input.$"] != "$" || len(payload) != 2 {
-		t.Errorf("Payload = %v, want {taskToken.$: $$.Task.Token, input.$: $}", payload)
+	if payload["taskToken.$"] != "$$.Task.Token" || payload["executionArn.$"] != "$$.Execution.Id" || payload["input.$"] != "$" || len(payload) != 3 {
+		t.Errorf("Payload = %v, want {taskToken.$: $$.Task.Token, executionArn.$: $$.Execution.Id, input.$: $}", payload)
 	}
 	if task["TimeoutSeconds"] != float64(660) {
 		t.Errorf("TimeoutSeconds = %v, want 660 (10-minute session + 1-minute margin)", task["TimeoutSeconds"])
@@ -825,6 +825,22 @@ func TestStateMachineDefinition(t *testing.T) {
 	// Never put the caught error's message (Cause) into the failure: only its name.
 	if cp := states["AuthorizationFailed"].(map[string]any)["CausePath"]; !strings.Contains(fmt.Sprint(cp), "$.Error") || strings.Contains(fmt.Sprint(cp), "$.Cause") {
 		t.Errorf("AuthorizationFailed CausePath = %v", cp)
+	}
+}
+
+// Every variant of the state machine passes initiate the same envelope: the task token, the
+// execution's ARN (which initiate stores and the session's events carry) and the execution input,
+// the ARN beside the input and never in it.
+func TestRequestAuthorizationPayload(t *testing.T) {
+	for name, s := range map[string]*synthesized{"main": &main, "alt": &alt, "agents": &agents} {
+		need(t, s)
+		task, _ := definition(t, s)["States"].(map[string]any)["RequestAuthorization"].(map[string]any)
+		params, _ := task["Parameters"].(map[string]any)
+		payload, _ := params["Payload"].(map[string]any)
+		want := map[string]any{"taskToken.$": "$$.Task.Token", "executionArn.$": "$$.Execution.Id", "input.$": "$"}
+		if !reflect.DeepEqual(payload, want) {
+			t.Errorf("%s: RequestAuthorization Payload = %v, want %v", name, payload, want)
+		}
 	}
 }
 

@@ -40,9 +40,9 @@ type Announcer struct {
 // Announce publishes AuthorizationCompleted for a COMPLETED session s and
 // AuthorizationFailed (reason: s.FailureReason) for a FAILED or EXPIRED one
 // (except one started elsewhere: see below), settled at at. It publishes nothing for an open session. The events carry
-// the session's correlation id, user, provider, scopes and whether it was
-// started elsewhere: never a token, its state, code, task token or
-// sessionUri. An error means the event must be published again later.
+// the session's correlation id, context, execution ARN, user, provider,
+// scopes and whether it was started elsewhere: never a token, its state,
+// code, task token or sessionUri. An error means the event must be published again later.
 func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) error {
 	log := a.Log
 	if log == nil {
@@ -60,7 +60,7 @@ func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) erro
 		kind = events.DetailTypeAuthorizationCompleted
 		err = a.Notifier.AuthorizationCompleted(ctx, events.AuthorizationCompleted{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: scopes,
-			External: s.External, At: at, Context: s.context(),
+			External: s.External, At: at, Context: s.context(), ExecutionARN: s.ExecutionARN,
 		})
 	case StatusFailed, StatusExpired:
 		if s.External {
@@ -73,7 +73,7 @@ func (a *Announcer) Announce(ctx context.Context, s *Session, at time.Time) erro
 		kind = events.DetailTypeAuthorizationFailed
 		err = a.Notifier.AuthorizationFailed(ctx, events.AuthorizationFailed{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: scopes,
-			External: s.External, At: at, Reason: failureReason(s), Context: s.context(),
+			External: s.External, At: at, Reason: failureReason(s), Context: s.context(), ExecutionARN: s.ExecutionARN,
 		})
 	default:
 		return nil

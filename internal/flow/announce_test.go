@@ -221,3 +221,30 @@ func TestAnnounceCarriesContext(t *testing.T) {
 		}
 	}
 }
+
+// The completion events carry the session's execution ARN; a session
+// without one announces none.
+func TestAnnounceCarriesExecutionARN(t *testing.T) {
+	const arn = "arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:run-1"
+	for _, st := range []flow.Status{flow.StatusCompleted, flow.StatusFailed, flow.StatusExpired} {
+		for _, want := range []string{arn, ""} {
+			n := &recordingNotifier{}
+			s := settled(st, contract.ErrConsentDenied)
+			s.ExecutionARN = want
+			if err := (&flow.Announcer{Notifier: n}).Announce(context.Background(), s, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var ev any
+			var got string
+			if st == flow.StatusCompleted {
+				ev, got = n.completed[0], n.completed[0].ExecutionARN
+			} else {
+				ev, got = n.failed[0], n.failed[0].ExecutionARN
+			}
+			b, _ := json.Marshal(ev)
+			if got != want || strings.Contains(string(b), "executionArn") != (want != "") {
+				t.Fatalf("%s, execution %q: event %s", st, want, b)
+			}
+		}
+	}
+}

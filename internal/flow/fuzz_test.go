@@ -183,6 +183,10 @@ func FuzzParseRequest(f *testing.F) {
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeId":"agent_1-a1B2c3D4e5","accountId":"123456789012","runtimeSessionId":"secret-session-id-0000000000000000000","payload":"x"}}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"AgentRuntimeArn":"x","payload":null,"extra":"secret-extra"}}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":null}`,
+		`{"taskToken":"t","executionArn":"arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:run-1","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
+		`{"taskToken":"t","executionArn":"arn:aws:states:us-east-1:123456789012:execution:secret-machine","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
+		`{"taskToken":"t","executionArn":"","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"executionArn":"arn:aws:states:us-east-1:123456789012:execution:m:n"}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))
@@ -224,6 +228,9 @@ func encodeRequest(t *testing.T, req Request) []byte {
 	var v any = req.Input
 	if req.TaskToken != "" {
 		v = map[string]any{"taskToken": req.TaskToken, "input": req.Input}
+		if req.ExecutionARN != "" {
+			v.(map[string]any)["executionArn"] = req.ExecutionARN
+		}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -337,4 +344,7 @@ const messageWords = `event larger than bytes event is not a JSON object callbac
 	`continueWith.qualifier must be an endpoint name (1-48 of letters, digits and '_', starting with a letter) ` +
 	`continueWith.runtimeSessionId must be - characters must be visible ASCII characters (it travels as a header) ` +
 	`continueWith.payload is required (any JSON value but null) continueWith.payload must be at most bytes of compact JSON ` +
-	`continueWith.payload is malformed JSON`
+	`continueWith.payload is malformed JSON ` +
+	// executionArn
+	`executionArn must be a Step Functions execution ARN ` +
+	`(arn:<partition>:states:<region>:<account>:execution:<state machine>:<name>) of at most bytes`

@@ -305,6 +305,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 	s := &Session{
 		SessionURI:       res.SessionURI,
 		Context:          string(in.Context),
+		ExecutionARN:     req.ExecutionARN,
 		StateHash:        Hash(state),
 		UserID:           in.UserID,
 		Provider:         in.Provider,
@@ -354,7 +355,7 @@ func (x *Initiator) announce(ctx context.Context, log *slog.Logger, n Notifier, 
 		ev := AuthorizationRequired{
 			CorrelationID: s.CorrelationID, UserID: s.UserID, Provider: s.Provider, Scopes: s.Scopes,
 			AuthorizationURL: s.AuthorizationURL, ExpiresAt: s.ExpiresAt.UTC(), VerificationCode: code,
-			Context: s.context(),
+			Context: s.context(), ExecutionARN: s.ExecutionARN,
 		}
 		if err := n.AuthorizationRequired(ctx, ev); err != nil {
 			log.ErrorContext(ctx, "publishing AuthorizationRequired failed", "error", safeErr(err))

@@ -77,10 +77,15 @@ type Input struct {
 }
 
 // Request is one invocation of initiate: the callback-pattern envelope
-// {"taskToken": ..., "input": {...}}, or the bare input (synchronous use).
+// {"taskToken": ..., "executionArn": ..., "input": {...}} (executionArn
+// optional), or the bare input (synchronous use).
 type Request struct {
 	TaskToken string
 	Input     Input
+
+	// ExecutionARN is the envelope's executionArn: the Step Functions
+	// execution that waits ($$.Execution.Id); empty when none was given.
+	ExecutionARN string
 }
 
 // ParseRequest decodes an initiate event. Unknown fields are refused so a
@@ -105,6 +110,8 @@ func ParseRequest(raw []byte) (Request, error) {
 		var env struct {
 			TaskToken *string         `json:"taskToken"`
 			Input     json.RawMessage `json:"input"`
+
+			ExecutionARN string `json:"executionArn"`
 		}
 		if err := strictDecode(raw, &env); err != nil {
 			return Request{}, err
@@ -116,7 +123,7 @@ func ParseRequest(raw []byte) (Request, error) {
 		if err != nil {
 			return Request{}, err
 		}
-		return Request{TaskToken: *env.TaskToken, Input: in}, nil
+		return Request{TaskToken: *env.TaskToken, ExecutionARN: env.ExecutionARN, Input: in}, nil
 	}
 	in, err := parseInput(raw)
 	return Request{Input: in}, err
@@ -191,6 +198,9 @@ func strictDecode(raw []byte, v any) error {
 func (r *Request) Validate() error {
 	if len(r.TaskToken) > maxTaskToken {
 		return invalid("taskToken", "must be at most %d characters", maxTaskToken)
+	}
+	if err := checkExecutionARN(r.ExecutionARN); err != nil {
+		return err
 	}
 	in := &r.Input
 	if in.Flow == "" {

@@ -127,6 +127,10 @@ type Session struct {
 	// MaxContext bytes), carried into the events and the task output; empty
 	// when none was given.
 	Context string
+	// ExecutionARN is the Step Functions execution waiting for the session
+	// (the request's executionArn), carried into the events; empty when
+	// none was given.
+	ExecutionARN string
 	// StateHash is Hash(customState); the state itself is never stored.
 	StateHash string
 	// UserID is set when the flow was started for a user id.

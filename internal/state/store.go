@@ -15,6 +15,7 @@
 //	sessionUri      S
 //	correlationId   S  (omitted when empty, as are all optional strings)
 //	context         S  the caller's context object (compact JSON, at most 8 KiB)
+//	executionArn    S  the Step Functions execution waiting for the session (at most 256 bytes)
 //	stateHash       S  flow.Hash(customState)
 //	userId          S  or
 //	userTokenHash   S  flow.Hash(userToken)
@@ -193,6 +194,7 @@ type item struct {
 	SessionURI       string   `dynamodbav:"sessionUri"`
 	CorrelationID    string   `dynamodbav:"correlationId,omitempty"`
 	Context          string   `dynamodbav:"context,omitempty"`
+	ExecutionARN     string   `dynamodbav:"executionArn,omitempty"`
 	StateHash        string   `dynamodbav:"stateHash,omitempty"`
 	UserID           string   `dynamodbav:"userId,omitempty"`
 	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
@@ -279,6 +281,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		SessionURI:       s.SessionURI,
 		CorrelationID:    s.CorrelationID,
 		Context:          s.Context,
+		ExecutionARN:     s.ExecutionARN,
 		StateHash:        s.StateHash,
 		UserID:           s.UserID,
 		UserTokenHash:    s.UserTokenHash,
@@ -312,6 +315,7 @@ func (it *item) session() *flow.Session {
 		SessionURI:        it.SessionURI,
 		CorrelationID:     it.CorrelationID,
 		Context:           it.Context,
+		ExecutionARN:      it.ExecutionARN,
 		StateHash:         it.StateHash,
 		UserID:            it.UserID,
 		UserTokenHash:     it.UserTokenHash,

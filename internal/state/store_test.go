@@ -87,6 +87,7 @@ func newSession(taskToken string) *flow.Session {
 	return &flow.Session{
 		SessionURI:       newURI(),
 		CorrelationID:    "6f1c2a9e-0000-4000-8000-000000000001",
+		ExecutionARN:     "arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:6f1c2a9e-0000-4000-8000-000000000001",
 		StateHash:        flow.Hash("state-value"),
 		UserID:           "google|alice",
 		Provider:         "google",
@@ -189,6 +190,9 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	if _, ok := item["claimedAt"]; ok {
 		t.Fatal("claimedAt stored before any claim")
 	}
+	if got := rawS(item, "executionArn"); got != in.ExecutionARN {
+		t.Fatalf("executionArn = %q, want %q", got, in.ExecutionARN)
+	}
 	taskKey := state.TaskKey(in.TaskToken)
 	if !strings.HasPrefix(taskKey, "task#") || strings.Contains(taskKey, in.TaskToken) || len(taskKey) != len("task#")+64 {
 		t.Fatalf("task key %q", taskKey)
@@ -214,6 +218,13 @@ func TestCreateDefaultsAndValidation(t *testing.T) {
 	}
 	if s.Status != "" {
 		t.Fatal("Create modified its argument")
+	}
+	// Optional strings are not stored when empty (a session without an
+	// execution, e.g. a direct invocation).
+	for _, name := range []string{"executionArn", "context", "correlationId"} {
+		if v, ok := f.raw(t, state.SessionKey(s.SessionURI))[name]; ok {
+			t.Fatalf("%s stored for a session without one: %v", name, v)
+		}
 	}
 	// No task token: no task item.
 	out, err := f.client.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(f.table)})

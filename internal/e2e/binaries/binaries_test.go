@@ -661,8 +661,9 @@ func testFlow(t *testing.T, arch string) {
 
 	// The samples' own values, replaced by live ones below.
 	var cbSample struct {
-		TaskToken string     `json:"taskToken"`
-		Input     flow.Input `json:"input"`
+		TaskToken    string     `json:"taskToken"`
+		ExecutionARN string     `json:"executionArn"`
+		Input        flow.Input `json:"input"`
 	}
 	if err := json.Unmarshal(sample(t, "initiate-callback.json"), &cbSample); err != nil {
 		t.Fatal(err)
@@ -678,12 +679,20 @@ func testFlow(t *testing.T, arch string) {
 		}
 	}
 
-	// 1. initiate, callback pattern: initiate-callback.json with a task
-	// token the Step Functions stand-in knows. Queued at once after the
-	// process starts, so this is the cold start.
+	// 1. initiate, callback pattern: initiate-callback.json with the task
+	// token and the ARN of an execution the Step Functions stand-in
+	// started. Queued at once after the process starts, so this is the
+	// cold start.
 	initiate := startFunction(t, fnInitiate, arch, env)
-	taskToken := s.SFN.NewTask(sfnlocal.WithTimeout(5 * time.Minute))
-	r := initiate.invoke(t, withField(t, sample(t, "initiate-callback.json"), "taskToken", taskToken))
+	if !flow.ValidExecutionARN(cbSample.ExecutionARN) {
+		t.Fatalf("initiate-callback.json: executionArn %q", cbSample.ExecutionARN)
+	}
+	exec, err := s.StartExecution(sfnlocal.WithTimeout(5 * time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskToken := exec.TaskToken
+	r := initiate.invoke(t, withField(t, withField(t, sample(t, "initiate-callback.json"), "taskToken", taskToken), "executionArn", exec.ARN))
 	if r.Error != nil {
 		t.Fatalf("initiate (callback pattern): %+v\noutput:\n%s", r.Error, initiate.proc.Output())
 	}
@@ -717,7 +726,8 @@ func testFlow(t *testing.T, arch string) {
 	if err := json.Unmarshal(ev.Detail, &ar); err != nil {
 		t.Fatal(err)
 	}
-	if ar.CorrelationID != correlationID || ar.AuthorizationURL == "" || ar.VerificationCode == "" || ev.EventBusName != runner.EventBus {
+	if ar.CorrelationID != correlationID || ar.AuthorizationURL == "" || ar.VerificationCode == "" || ev.EventBusName != runner.EventBus ||
+		ar.ExecutionARN != exec.ARN {
 		t.Fatalf("AuthorizationRequired event on %q: %+v", ev.EventBusName, ar)
 	}
 	if strings.Contains(string(ev.Detail), taskToken) {
@@ -1125,8 +1135,9 @@ func testResumer(t *testing.T, arch string) {
 	// was announced all the same: the binary published the session's
 	// AuthorizationCompleted on the stack's bus.
 	completed := awaitCompleted(ctx, t, s, res.CorrelationID)
-	if completed.UserID != ar.UserID || completed.Provider != "google-calendar" || completed.External || completed.At.IsZero() {
-		t.Errorf("AuthorizationCompleted %+v", completed)
+	if completed.UserID != ar.UserID || completed.Provider != "google-calendar" || completed.External || completed.At.IsZero() ||
+		completed.ExecutionARN == "" || completed.ExecutionARN != ar.ExecutionARN {
+		t.Errorf("AuthorizationCompleted %+v (AuthorizationRequired named execution %q)", completed, ar.ExecutionARN)
 	}
 
 	// 4. The same batch again (the event source mapping's retry): the task
@@ -1229,6 +1240,8 @@ func testResumer(t *testing.T, arch string) {
 	smpSession, _ := resume.Session(smpEv.Records[0].Change.NewImage)
 	if c := awaitCompleted(ctx, t, s, smpSession.CorrelationID); !c.At.Equal(smpEv.Records[0].Change.ApproximateCreationDateTime.Time) {
 		t.Errorf("the sample's AuthorizationCompleted at %v, want the record's ApproximateCreationDateTime %v", c.At, smpEv.Records[0].Change.ApproximateCreationDateTime.Time)
+	} else if c.ExecutionARN == "" || c.ExecutionARN != smpSession.ExecutionARN {
+		t.Errorf("the sample's AuthorizationCompleted names execution %q, want the record's %q", c.ExecutionARN, smpSession.ExecutionARN)
 	}
 	if n := sfnCalls(); n != 3 {
 		t.Errorf("the sample: %d SendTask* calls, want 3", n)

@@ -86,16 +86,28 @@ func start(t *testing.T, binding string, opts ...func(*runner.Options)) *fixture
 // authorization is one started flow as the application sees it.
 type authorization struct {
 	taskToken string
+	execution string // the execution's ARN; empty for a direct invocation
 	event     flow.AuthorizationRequired
 	callback  string // the URL the provider redirected the browser to
 }
 
+// initiate starts an execution on the Step Functions stand-in and invokes
+// initiate with the payload its task sends (taskToken, executionArn,
+// input); it returns what the AuthorizationRequired event told.
 func (f *fixture) initiate(input string) authorization {
 	f.t.Helper()
-	tok := f.s.SFN.NewTask()
+	exec, err := f.s.StartExecution()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tok := exec.TaskToken
+	payload, err := exec.Payload(json.RawMessage(input))
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	sub := f.s.Events.Subscribe(eventslocal.Match{DetailType: "AuthorizationRequired"})
 	defer sub.Close()
-	res, err := f.s.Initiate(context.Background(), json.RawMessage(`{"taskToken":"`+tok+`","input":`+input+`}`))
+	res, err := f.s.Initiate(context.Background(), payload)
 	if err != nil {
 		f.t.Fatalf("initiate: %v", err)
 	}
@@ -111,9 +123,12 @@ func (f *fixture) initiate(input string) authorization {
 		f.t.Fatal("no AuthorizationRequired event")
 	}
 	var a authorization
-	a.taskToken = tok
+	a.taskToken, a.execution = tok, exec.ARN
 	if err := json.Unmarshal(ev.Detail, &a.event); err != nil {
 		f.t.Fatal(err)
+	}
+	if a.event.ExecutionARN != exec.ARN {
+		f.t.Fatalf("AuthorizationRequired names execution %q, want %q", a.event.ExecutionARN, exec.ARN)
 	}
 	return a
 }

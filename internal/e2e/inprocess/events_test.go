@@ -69,6 +69,9 @@ func (f *fixture) checkCompletion(ev eventslocal.Event, detail map[string]any, a
 	if reason != "" {
 		want["reason"] = reason
 	}
+	if a.execution != "" { // the execution that started the session
+		want["executionArn"] = a.execution
+	}
 	got := map[string]any{}
 	for k, v := range detail {
 		got[k] = v
@@ -89,12 +92,12 @@ func (f *fixture) checkCompletion(ev eventslocal.Event, detail map[string]any, a
 	switch detailType {
 	case events.DetailTypeAuthorizationCompleted:
 		var c events.AuthorizationCompleted
-		if err := json.Unmarshal(ev.Detail, &c); err != nil || c.CorrelationID != a.event.CorrelationID || c.External {
+		if err := json.Unmarshal(ev.Detail, &c); err != nil || c.CorrelationID != a.event.CorrelationID || c.External || c.ExecutionARN != a.execution {
 			f.t.Errorf("AuthorizationCompleted %+v: %v", c, err)
 		}
 	case events.DetailTypeAuthorizationFailed:
 		var c events.AuthorizationFailed
-		if err := json.Unmarshal(ev.Detail, &c); err != nil || c.CorrelationID != a.event.CorrelationID || c.Reason != reason {
+		if err := json.Unmarshal(ev.Detail, &c); err != nil || c.CorrelationID != a.event.CorrelationID || c.Reason != reason || c.ExecutionARN != a.execution {
 			f.t.Errorf("AuthorizationFailed %+v: %v", c, err)
 		}
 	}
@@ -237,5 +240,42 @@ func TestCompletionEventRetriedAfterEventBridgeFailure(t *testing.T) {
 	}
 	if n := f.s.Stream.Dropped(); n != 0 {
 		t.Errorf("%d stream records dropped", n)
+	}
+}
+
+// Every event names the execution that started its session: two
+// executions at once, and each session's AuthorizationRequired, its
+// completion event and its task name its own execution.
+func TestEventsNameTheirExecution(t *testing.T) {
+	f := start(t, "code")
+	subA, subB := f.completions(), f.completions()
+	a := f.initiate(`{"userId":"user-20","provider":"github","scopes":["repo"]}`)
+	b := f.initiate(`{"userId":"user-21","provider":"github","scopes":["repo"]}`)
+	if a.execution == b.execution || !strings.HasPrefix(a.execution, "arn:aws:states:"+runner.Region+":"+runner.Account+":execution:AuthorizeUser:") {
+		t.Fatalf("executions %q and %q", a.execution, b.execution)
+	}
+	if a.event.ExecutionARN != a.execution || b.event.ExecutionARN != b.execution {
+		t.Fatalf("AuthorizationRequired events name %q and %q", a.event.ExecutionARN, b.event.ExecutionARN)
+	}
+	f.consent(&a, "allow")
+	f.consent(&b, "deny")
+	if resp, body := f.do("POST", a.callback, url.Values{"code": {a.event.VerificationCode}}.Encode()); outcomeOf(body) != "ok: Connected" {
+		t.Fatalf("POST callback: %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	if resp, body := f.do("GET", b.callback, ""); !strings.Contains(outcomeOf(body), "Access not granted") {
+		t.Fatalf("GET callback: %d %s", resp.StatusCode, outcomeOf(body))
+	}
+	if r := f.waitTask(a.taskToken); r.Status != sfnlocal.StatusSucceeded || r.ExecutionARN != a.execution {
+		t.Fatalf("task of %s: %+v", a.execution, r)
+	}
+	if r := f.waitTask(b.taskToken); r.Status != sfnlocal.StatusFailed || r.ExecutionARN != b.execution {
+		t.Fatalf("task of %s: %+v", b.execution, r)
+	}
+	evA, dA := f.awaitCompletion(subA, a.event.CorrelationID)
+	f.checkCompletion(evA, dA, a, events.DetailTypeAuthorizationCompleted, "", map[string]string{})
+	evB, dB := f.awaitCompletion(subB, b.event.CorrelationID)
+	f.checkCompletion(evB, dB, b, events.DetailTypeAuthorizationFailed, contract.ErrConsentDenied, map[string]string{})
+	if dA["executionArn"] != a.execution || dB["executionArn"] != b.execution {
+		t.Fatalf("completion events name %v and %v, want %s and %s", dA["executionArn"], dB["executionArn"], a.execution, b.execution)
 	}
 }

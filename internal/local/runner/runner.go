@@ -61,6 +61,11 @@ const (
 	// ConnectInstanceID is the Amazon Connect instance the Connect
 	// stand-in knows (Options.Connect).
 	ConnectInstanceID = "00fbeee1-123e-111e-93e3-11111bfbfcc1"
+	// Account is the AWS account the local ARNs name.
+	Account = "123456789012"
+	// StateMachineARN names the local AuthorizeUser state machine: the
+	// executions Stack.StartExecution starts are its executions.
+	StateMachineARN = "arn:aws:states:" + Region + ":" + Account + ":stateMachine:AuthorizeUser"
 )
 
 // localStoreCallTimeout bounds each DynamoDB Local call of the local
@@ -189,6 +194,14 @@ func (s *Stack) Advance(d time.Duration) {
 
 // Now is the stack's current time.
 func (s *Stack) Now() time.Time { return s.clock.Now() }
+
+// StartExecution plays the start of an execution of StateMachineARN (a
+// fresh name) up to its RequestAuthorization task, whose task it registers
+// on the Step Functions stand-in with opts. The execution's Payload is what
+// that task sends initiate: pass it to Initiate (or the initiate binary).
+func (s *Stack) StartExecution(opts ...sfnlocal.TaskOption) (sfnlocal.Execution, error) {
+	return s.SFN.StartExecution(StateMachineARN, "", opts...)
+}
 
 // Start brings everything up on 127.0.0.1 with free ports. Close stops it.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {

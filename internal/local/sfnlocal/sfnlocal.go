@@ -7,7 +7,10 @@
 //
 // What it does:
 //   - keeps a table of open tasks, each known by its task token (NewTask
-//     mints a realistic random token; Register adopts a given one);
+//     mints a realistic random token; Register adopts a given one;
+//     StartExecution also names the execution that waits on it, and
+//     Execution.Payload builds what the waiting state sends the worker:
+//     see execution.go);
 //   - SendTaskSuccess / SendTaskFailure close a task, recording a Result
 //     (SUCCEEDED with the output, or FAILED with error and cause) that Wait
 //     and Results return; SendTaskHeartbeat counts heartbeats and restarts
@@ -32,7 +35,8 @@
 //   - InjectError makes the next call of an operation fail with any error,
 //     e.g. TaskDoesNotExist or ThrottlingException, to test fault handling.
 //
-// What it does NOT emulate: state machines, executions and their history,
+// What it does NOT emulate: state machines, executions (beyond their
+// names and the payload of the waiting state) and their history,
 // Amazon States Language, input/output processing (ResultPath etc.),
 // Retry/Catch, activities (GetActivityTask), execution-level timeouts,
 // the 1-year maximum wait, KMS errors other than by InjectError, IAM
@@ -83,13 +87,16 @@ const (
 // Result is the outcome of one task. Token is the task token: treat it as a
 // secret and never log it.
 type Result struct {
-	Token      string
-	Status     Status
-	Output     json.RawMessage // SUCCEEDED only: the output exactly as sent
-	Error      string          // FAILED only
-	Cause      string          // FAILED only
-	Heartbeats int
-	ClosedAt   time.Time
+	Token string
+	// ExecutionARN is the execution the task belongs to (StartExecution);
+	// empty for NewTask and Register.
+	ExecutionARN string
+	Status       Status
+	Output       json.RawMessage // SUCCEEDED only: the output exactly as sent
+	Error        string          // FAILED only
+	Cause        string          // FAILED only
+	Heartbeats   int
+	ClosedAt     time.Time
 }
 
 // ErrUnknownTask: Wait was given a token the Server never registered.
@@ -116,27 +123,30 @@ type task struct {
 	timer            *time.Timer
 	hbTimer          *time.Timer
 	heartbeats       int
+	execution        string
 	done             chan struct{}
 	result           *Result
 }
 
 // Server is the stand-in. The zero value is not usable: call New.
 type Server struct {
-	mu      sync.Mutex
-	tasks   map[string]*task
-	results []Result
-	faults  map[string][]*awsjson.Error
-	calls   map[string]int
-	now     func() time.Time
+	mu         sync.Mutex
+	tasks      map[string]*task
+	executions map[string]bool
+	results    []Result
+	faults     map[string][]*awsjson.Error
+	calls      map[string]int
+	now        func() time.Time
 }
 
 // New returns an empty Server.
 func New() *Server {
 	return &Server{
-		tasks:  map[string]*task{},
-		faults: map[string][]*awsjson.Error{},
-		calls:  map[string]int{},
-		now:    time.Now,
+		tasks:      map[string]*task{},
+		executions: map[string]bool{},
+		faults:     map[string][]*awsjson.Error{},
+		calls:      map[string]int{},
+		now:        time.Now,
 	}
 }
 
@@ -145,13 +155,18 @@ func New() *Server {
 // characters long (with '+', '/' and '='); these are too, so code that
 // mishandles such characters fails here as it would in AWS.
 func (s *Server) NewTask(opts ...TaskOption) string {
-	var b [512]byte
-	_, _ = rand.Read(b[:])
-	token := "AQC" + base64.StdEncoding.EncodeToString(b[:])
+	token := newToken()
 	if err := s.Register(token, opts...); err != nil {
 		panic(err) // 2^4096 collision
 	}
 	return token
+}
+
+// newToken is a fresh random task token.
+func newToken() string {
+	var b [512]byte
+	_, _ = rand.Read(b[:])
+	return "AQC" + base64.StdEncoding.EncodeToString(b[:])
 }
 
 // Register adds an open task known by token. A token may be registered only
@@ -204,6 +219,7 @@ func (s *Server) timeOut(t *task, cause string) bool {
 // closeLocked records r as t's result. s.mu must be held.
 func (s *Server) closeLocked(t *task, r Result) {
 	r.Token = t.token
+	r.ExecutionARN = t.execution
 	r.Heartbeats = t.heartbeats
 	r.ClosedAt = s.now()
 	t.result = &r
@@ -246,7 +262,7 @@ func (s *Server) Lookup(token string) (r Result, closed, known bool) {
 		return Result{}, false, false
 	}
 	if t.result == nil {
-		return Result{Token: token, Heartbeats: t.heartbeats}, false, true
+		return Result{Token: token, ExecutionARN: t.execution, Heartbeats: t.heartbeats}, false, true
 	}
 	return *t.result, true, true
 }
