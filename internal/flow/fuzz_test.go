@@ -183,6 +183,12 @@ func FuzzParseRequest(f *testing.F) {
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"agentRuntimeId":"agent_1-a1B2c3D4e5","accountId":"123456789012","runtimeSessionId":"secret-session-id-0000000000000000000","payload":"x"}}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":{"AgentRuntimeArn":"x","payload":null,"extra":"secret-extra"}}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"continueWith":null}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"https://app.example.com/chat?c=7f3a&t=12"}`,
+		`{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"returnTo":"http://127.0.0.1:8080/done"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"javascript:secret-return-value"}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"https://secret-user@app.example.com/#frag","ReturnTo":""}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":""}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":null}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))
