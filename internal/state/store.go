@@ -193,6 +193,7 @@ type item struct {
 	SessionURI       string   `dynamodbav:"sessionUri"`
 	CorrelationID    string   `dynamodbav:"correlationId,omitempty"`
 	Context          string   `dynamodbav:"context,omitempty"`
+	ReturnTo         string   `dynamodbav:"returnTo,omitempty"`
 	StateHash        string   `dynamodbav:"stateHash,omitempty"`
 	UserID           string   `dynamodbav:"userId,omitempty"`
 	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
@@ -279,6 +280,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		SessionURI:       s.SessionURI,
 		CorrelationID:    s.CorrelationID,
 		Context:          s.Context,
+		ReturnTo:         s.ReturnTo,
 		StateHash:        s.StateHash,
 		UserID:           s.UserID,
 		UserTokenHash:    s.UserTokenHash,
@@ -312,6 +314,7 @@ func (it *item) session() *flow.Session {
 		SessionURI:        it.SessionURI,
 		CorrelationID:     it.CorrelationID,
 		Context:           it.Context,
+		ReturnTo:          it.ReturnTo,
 		StateHash:         it.StateHash,
 		UserID:            it.UserID,
 		UserTokenHash:     it.UserTokenHash,

@@ -87,6 +87,7 @@ func newSession(taskToken string) *flow.Session {
 	return &flow.Session{
 		SessionURI:       newURI(),
 		CorrelationID:    "6f1c2a9e-0000-4000-8000-000000000001",
+		ReturnTo:         "https://app.example.com/chat?c=7f3a&t=12",
 		StateHash:        flow.Hash("state-value"),
 		UserID:           "google|alice",
 		Provider:         "google",
@@ -189,6 +190,9 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	if _, ok := item["claimedAt"]; ok {
 		t.Fatal("claimedAt stored before any claim")
 	}
+	if rawS(item, "returnTo") != in.ReturnTo {
+		t.Fatalf("returnTo attribute = %q, want %q", rawS(item, "returnTo"), in.ReturnTo)
+	}
 	taskKey := state.TaskKey(in.TaskToken)
 	if !strings.HasPrefix(taskKey, "task#") || strings.Contains(taskKey, in.TaskToken) || len(taskKey) != len("task#")+64 {
 		t.Fatalf("task key %q", taskKey)
@@ -214,6 +218,9 @@ func TestCreateDefaultsAndValidation(t *testing.T) {
 	}
 	if s.Status != "" {
 		t.Fatal("Create modified its argument")
+	}
+	if _, ok := f.raw(t, state.SessionKey(s.SessionURI))["returnTo"]; ok {
+		t.Fatal("a session without returnTo stored the attribute")
 	}
 	// No task token: no task item.
 	out, err := f.client.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(f.table)})

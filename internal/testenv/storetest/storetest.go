@@ -133,6 +133,7 @@ func (f *fixture) session(taskToken string) *flow.Session {
 		SessionURI:       f.uri(),
 		CorrelationID:    "6f1c2a9e-0000-4000-8000-000000000001",
 		Context:          `{"conversation":"c-42","turn":[1,2],"note":"\u003ctag\u003e"}`,
+		ReturnTo:         "https://app.example.com/chat/c-42?turn=2&x=%3Ctag%3E",
 		StateHash:        flow.Hash("state-value"),
 		UserID:           "google|alice",
 		UserTokenHash:    flow.Hash("header.payload.signature"),
