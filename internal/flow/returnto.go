@@ -24,17 +24,17 @@ import (
 const MaxReturnTo = 2048
 
 // ValidateAppReturnURL checks one application return URL: an absolute URL
-// of visible ASCII (at most MaxReturnTo bytes, no ',' which separates the
-// list, no '\') with a host, https (http only for 127.0.0.1, localhost and
-// [::1], for local runs), without user info or fragment. Its messages
-// never quote the URL.
+// of at most MaxReturnTo characters of RFC 3986 (letters, digits and
+// -._~:/?#[]@!$&'()*+;=%, but not ',', which separates the list) with a
+// host, https (http only for 127.0.0.1, localhost and [::1], for local
+// runs), without user info or fragment. Its messages never quote the URL.
 func ValidateAppReturnURL(s string) error {
 	if len(s) < 1 || len(s) > MaxReturnTo {
 		return fmt.Errorf("must be an absolute URL of 1-%d characters", MaxReturnTo)
 	}
 	for i := 0; i < len(s); i++ {
-		if b := s[i]; b <= 0x20 || b >= 0x7f || b == ',' || b == '\\' {
-			return errors.New("must be visible ASCII without ',' or '\\' (percent-encode anything else)")
+		if !uriChar(s[i]) {
+			return errors.New("must be written with the characters of RFC 3986 but ',' (percent-encode anything else)")
 		}
 	}
 	u, err := url.Parse(s)
@@ -51,6 +51,12 @@ func ValidateAppReturnURL(s string) error {
 		return nil
 	}
 	return errors.New("must use https (http only for 127.0.0.1/localhost)")
+}
+
+// uriChar reports whether b may appear in an application return URL: the
+// unreserved, reserved and percent characters of RFC 3986 but ','.
+func uriChar(b byte) bool {
+	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-._~:/?#[]@!$&'()*+;=%", b) >= 0
 }
 
 // ParseAppReturnURLs reads the comma-separated contract.EnvAppReturnURLs

@@ -48,6 +48,7 @@ func startedWith(t *testing.T, e *env, returnTo string) (flow.CallbackParams, st
 func TestValidateAppReturnURL(t *testing.T) {
 	for _, s := range []string{
 		appChat, appHome, appLocal, "https://app.example.com", "https://app.example.com:8443/a/b?x=1&y=%2C",
+		"https://app.example.com/it's/(1)/*;a=b+c!$~@:",
 		"http://localhost:3000/", "http://[::1]:9/", "https://xn--bcher-kva.example/",
 	} {
 		if err := flow.ValidateAppReturnURL(s); err != nil {
@@ -73,6 +74,10 @@ func TestValidateAppReturnURL(t *testing.T) {
 		"space":             "https://app.example.com/a b",
 		"comma":             "https://app.example.com/a,b",
 		"backslash":         "https://app.example.com\\@evil.example/",
+		"quote":             `https://app.example.com/"><script>alert(1)</script>`,
+		"angle brackets":    "https://app.example.com/<b>",
+		"braces":            "https://app.example.com/{x}",
+		"bad escape":        "https://app.example.com/%zz",
 		"newline":           "https://app.example.com/\n",
 		"non-ASCII":         "https://bücher.example/",
 		"too long":          "https://app.example.com/" + strings.Repeat("a", flow.MaxReturnTo),
