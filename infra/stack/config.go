@@ -53,6 +53,10 @@ const (
 	// only when it is set.
 	CtxAgentRuntimeARNs = "agentRuntimeArns"
 
+	// CtxAppReturnURLs lists the application URLs a workflow may name as its returnTo: the
+	// success page links back to it (APP_RETURN_URLS on initiate and the callback).
+	CtxAppReturnURLs = "appReturnUrls"
+
 	// Custom domain of the callback API.
 	CtxDomainName     = "domainName"
 	CtxCertificateArn = "certificateArn"
@@ -95,6 +99,10 @@ type Config struct {
 	// AgentRuntimeARNs are the agent runtimes the ContinueAgent step may invoke (context
 	// agentRuntimeArns); none: no ContinueAgent step, no continue function, no permission.
 	AgentRuntimeARNs []string
+	// AppReturnURLs are the application pages a workflow may name as its returnTo (context
+	// appReturnUrls): absolute https URLs, at most contract.MaxAppReturnURLs; none: initiate
+	// refuses returnTo.
+	AppReturnURLs []string
 	// UserTokenIssuer and UserTokenAudience enable JWT-cookie binding (both or neither); they
 	// need DomainName.
 	UserTokenIssuer   string
@@ -296,6 +304,9 @@ func LoadConfig(get func(key string) any) (Config, error) {
 	if c.AgentRuntimeARNs, err = agentRuntimeARNsOf(get(CtxAgentRuntimeARNs)); err != nil {
 		errs = append(errs, err)
 	}
+	if c.AppReturnURLs, err = appReturnURLsOf(get(CtxAppReturnURLs)); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, loadOIDC(get, &c)...)
 	errs = append(errs, loadDomainAndUserToken(get, &c)...)
 	errs = append(errs, loadConnect(get, &c)...)
@@ -360,6 +371,63 @@ func agentRuntimeARNsOf(v any) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// maxAppReturnURL bounds each appReturnUrls item (characters), as the functions do.
+const maxAppReturnURL = 2048
+
+// appReturnURLsOf reads appReturnUrls: URLs comma- or space-separated (`-c
+// appReturnUrls=https://app.example.com/a,https://app.example.com/b`) or a JSON array of
+// strings (cdk.json). Each is an absolute https URL with a host, without user info or
+// fragment, written with RFC 3986 characters but ',' (the functions get them comma-separated
+// and refuse anything else); duplicates are dropped, at most contract.MaxAppReturnURLs remain.
+// The functions compare a workflow's returnTo with them byte for byte: no normalization.
+func appReturnURLsOf(v any) ([]string, error) {
+	list, bad, err := stringsOf(v, func(s string) []string {
+		return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+	})
+	switch {
+	case bad != nil:
+		return nil, fmt.Errorf("context %s: want URL strings, got %v", CtxAppReturnURLs, *bad)
+	case err != nil:
+		return nil, fmt.Errorf("context %s: want a list of https URLs, got %v", CtxAppReturnURLs, v)
+	}
+	var out []string
+	for _, s := range list {
+		if err := checkAppReturnURL(s); err != nil {
+			return nil, fmt.Errorf("context %s: %q %w", CtxAppReturnURLs, s, err)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	if len(out) > contract.MaxAppReturnURLs {
+		return nil, fmt.Errorf("context %s: at most %d URLs, got %d", CtxAppReturnURLs, contract.MaxAppReturnURLs, len(out))
+	}
+	return out, nil
+}
+
+// checkAppReturnURL accepts one appReturnUrls item (see appReturnURLsOf).
+func checkAppReturnURL(s string) error {
+	if len(s) > maxAppReturnURL {
+		return fmt.Errorf("is longer than %d characters", maxAppReturnURL)
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-._~:/?#[]@!$&'()*+;=%", b) >= 0) {
+			return errors.New("has a character outside RFC 3986 or a ',' (percent-encode it)")
+		}
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || !strings.HasPrefix(s, "https://") || u.Hostname() == "" || u.Opaque != "":
+		return errors.New("must be an absolute https URL with a host, such as https://app.example.com/chat")
+	case u.User != nil:
+		return errors.New("must not carry user info (user@host)")
+	case strings.Contains(s, "#"):
+		return errors.New("must not have a fragment (#...)")
+	}
+	return nil
 }
 
 // ExternalAgent is one agent's workload identity and the credential provider its sessions use.

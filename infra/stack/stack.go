@@ -452,8 +452,10 @@ func initiateEnv(cfg Config, cf *ConsentFlow) map[string]string {
 	}
 	// Initiate refuses a userToken input unless JWT-cookie binding is configured.
 	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
-	// ... and a continueWith naming a runtime the ContinueAgent step may not invoke.
+	// ... and a continueWith naming a runtime the ContinueAgent step may not invoke ...
 	setIf(env, contract.EnvAgentRuntimeARNs, strings.Join(cfg.AgentRuntimeARNs, ","))
+	// ... and a returnTo that is not one of the application's pages.
+	setIf(env, contract.EnvAppReturnURLs, strings.Join(cfg.AppReturnURLs, ","))
 	return env
 }
 
@@ -496,6 +498,8 @@ func callbackEnv(cfg Config, cf *ConsentFlow) map[string]string {
 	}
 	setIf(env, contract.EnvUserTokenIssuer, cfg.UserTokenIssuer)
 	setIf(env, contract.EnvUserTokenAudience, cfg.UserTokenAudience)
+	// The success page links back to a session's returnTo only while it is listed here.
+	setIf(env, contract.EnvAppReturnURLs, strings.Join(cfg.AppReturnURLs, ","))
 	return env
 }
 

@@ -39,7 +39,8 @@ var (
 	// main: a new Google credential provider, the default options, default-rule validation as
 	// errors, cdk-nag AwsSolutions.
 	main synthesized
-	// alt: an existing provider, the default event bus, binding mode none, removal destroy.
+	// alt: an existing provider, the default event bus, binding mode none, removal destroy,
+	// application return URLs (returnto_test.go).
 	alt synthesized
 	// oidcFull: binding mode oidc with a client secret by name, every sign-in option,
 	// external sessions, JWT-cookie binding and a custom domain (certificate in eu-west-1,
@@ -81,6 +82,7 @@ var (
 		CtxRemovalPolicy:                            "destroy",
 		CtxStateMachineName:                         "AuthorizeUserStaging",
 		CtxWorkloadName:                             "consentflow-staging",
+		CtxAppReturnURLs:                            altAppReturnURLs, // as `-c appReturnUrls=...` passes it
 	}
 	oidcFullContext = map[string]any{
 		"@aws-cdk/core:validateAgainstDefaultRules": true,

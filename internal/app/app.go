@@ -70,6 +70,16 @@ func Binding(get Getenv) (flow.BindingMode, error) {
 	return m, nil
 }
 
+// AppReturnURLs reads contract.EnvAppReturnURLs (unset: none), the
+// application URLs a workflow may name as its returnTo.
+func AppReturnURLs(get Getenv) ([]string, error) {
+	list, err := flow.ParseAppReturnURLs(get(contract.EnvAppReturnURLs))
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %s: %w", contract.EnvAppReturnURLs, err)
+	}
+	return list, nil
+}
+
 // Or returns get(name), or def when it is unset.
 func Or(get Getenv, name, def string) string {
 	if v := get(name); v != "" {

@@ -236,6 +236,19 @@ const (
 	ErrAgentResponseTooLarge = "consentflow.AgentResponseTooLarge"
 )
 
+// Sending the person back to the application from the success page.
+const (
+	// EnvAppReturnURLs lists the application URLs a workflow may name as
+	// its returnTo (comma-separated, each an absolute https URL; http only
+	// for 127.0.0.1/localhost in local runs) (initiate and callback).
+	// Initiate refuses a returnTo that is not exactly one of them, or any
+	// when unset; the callback shows the success page's link back only for
+	// a returnTo still in its own list.
+	EnvAppReturnURLs = "APP_RETURN_URLS"
+	// MaxAppReturnURLs bounds how many URLs EnvAppReturnURLs may list.
+	MaxAppReturnURLs = 10
+)
+
 // ContinuationRetryableErrors are the ContinueAgent step's retried error
 // names: only those after which the agent certainly did not run.
 func ContinuationRetryableErrors() []string {

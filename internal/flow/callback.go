@@ -71,6 +71,10 @@ type Outcome struct {
 	// CanSignInAgain: the browser may start another sign-in for the
 	// session (another account, or a retry).
 	CanSignInAgain bool
+	// ReturnTo, on success outcomes only, is the application page to offer
+	// a link back to: the session's returnTo, while the callback's
+	// AppReturnURLs list it (withReturnTo).
+	ReturnTo string
 }
 
 // Reason is why an outcome happened, where a page can tell more than its
@@ -151,6 +155,9 @@ type CallbackConfig struct {
 	ExternalSessions bool
 	// Prompt is the OpenID Connect prompt of a first sign-in.
 	Prompt string
+	// AppReturnURLs are the application return URLs the success page may
+	// link back to (a session's returnTo is shown only while listed here).
+	AppReturnURLs []string
 }
 
 // settleTimeout bounds the store and Step Functions calls that record the
@@ -196,6 +203,9 @@ func NewCallback(cfg CallbackConfig, d Deps) (*Callback, error) {
 		if err := ValidateReturnURL(cfg.ReturnURL); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkAppReturnURLs(cfg.AppReturnURLs); err != nil {
+		return nil, err
 	}
 	if cfg.ClaimWait == 0 {
 		cfg.ClaimWait = 3 * time.Second
@@ -282,7 +292,7 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 }
 
 func (c *Callback) base(s *Session, k Kind) *Outcome {
-	return &Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: c.bindingOf(s), ExpiresAt: s.ExpiresAt, External: s.External}
+	return c.withReturnTo(&Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: c.bindingOf(s), ExpiresAt: s.ExpiresAt, External: s.External}, s)
 }
 
 // View answers GET: it never completes anything (a link an attacker sends

@@ -187,6 +187,12 @@ func FuzzParseRequest(f *testing.F) {
 		`{"taskToken":"t","executionArn":"arn:aws:states:us-east-1:123456789012:execution:secret-machine","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
 		`{"taskToken":"t","executionArn":"","input":{"userId":"u","provider":"p","scopes":["s"]}}`,
 		`{"userId":"u","provider":"p","scopes":["s"],"executionArn":"arn:aws:states:us-east-1:123456789012:execution:m:n"}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"https://app.example.com/chat?c=7f3a&t=12"}`,
+		`{"taskToken":"t","input":{"userId":"u","provider":"p","scopes":["s"],"returnTo":"http://127.0.0.1:8080/done"}}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"javascript:secret-return-value"}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":"https://secret-user@app.example.com/#frag","ReturnTo":""}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":""}`,
+		`{"userId":"u","provider":"p","scopes":["s"],"returnTo":null}`,
 		`{"provider":"p", "scopes":["s"]`, `[]`, `null`, `"secret-bare-string"`, `1`, ``, `{}`,
 	} {
 		f.Add([]byte(s))

@@ -57,6 +57,9 @@ type Config struct {
 	// deployment's region, which an agentRuntimeId names implicitly.
 	AgentRuntimes []contract.AgentRuntimeTarget
 	Region        string
+	// AppReturnURLs are the URLs a workflow may name as its returnTo
+	// (returnto.go); none: returnTo is refused.
+	AppReturnURLs []string
 }
 
 // Deps are the ports the flow needs.
@@ -97,6 +100,9 @@ func NewInitiator(cfg Config, d Deps) (*Initiator, error) {
 	if !cfg.Binding.Valid() {
 		return nil, errors.New("binding mode must be one of code, oidc, oidc+code, none")
 	}
+	if err := checkAppReturnURLs(cfg.AppReturnURLs); err != nil {
+		return nil, err
+	}
 	return &Initiator{cfg: cfg, d: d}, nil
 }
 
@@ -108,6 +114,9 @@ func (x *Initiator) Initiate(ctx context.Context, req Request) (*Result, error) 
 	}
 	if x.cfg.WorkloadName == "" {
 		return nil, Fail(contract.ErrMisconfigured, "no workload name configured")
+	}
+	if err := x.acceptsReturnTo(req.Input); err != nil {
+		return nil, err
 	}
 	if err := x.acceptsUser(req.Input); err != nil {
 		return nil, err
@@ -306,6 +315,7 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 		SessionURI:       res.SessionURI,
 		Context:          string(in.Context),
 		ExecutionARN:     req.ExecutionARN,
+		ReturnTo:         in.ReturnTo,
 		StateHash:        Hash(state),
 		UserID:           in.UserID,
 		Provider:         in.Provider,

@@ -63,6 +63,10 @@ type Input struct {
 	CustomParameters    map[string]string `json:"customParameters,omitempty"`
 	ForceAuthentication bool              `json:"forceAuthentication,omitempty"`
 	Flow                string            `json:"flow,omitempty"`
+	// ReturnTo is the application page the success page links back to
+	// (returnto.go): one of the configured application return URLs,
+	// exactly; empty for none.
+	ReturnTo string `json:"returnTo,omitempty"`
 	// CorrelationID names the session in every event, log line and result
 	// (1-64 characters of letters, digits, '.', '_', ':' and '-'); a random
 	// UUID when empty. The caller should make it unique per authorization.
@@ -285,6 +289,9 @@ func (r *Request) Validate() error {
 		if err := checkLen("customParameters."+k, v, 1, maxParamValue); err != nil {
 			return err
 		}
+	}
+	if err := validateReturnTo(in.ReturnTo); err != nil {
+		return err
 	}
 	return nil
 }

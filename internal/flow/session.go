@@ -131,6 +131,9 @@ type Session struct {
 	// (the request's executionArn), carried into the events; empty when
 	// none was given.
 	ExecutionARN string
+	// ReturnTo is the input's returnTo: the application page the success
+	// page links back to, if the callback still lists it; empty for none.
+	ReturnTo string
 	// StateHash is Hash(customState); the state itself is never stored.
 	StateHash string
 	// UserID is set when the flow was started for a user id.

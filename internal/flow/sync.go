@@ -42,6 +42,9 @@ func (x *Initiator) StartSync(ctx context.Context, in Input, workloadToken strin
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	if err := x.acceptsReturnTo(req.Input); err != nil {
+		return nil, err
+	}
 	in = req.Input
 	log := x.d.Log.With("provider", in.Provider, "flow", in.Flow, "callbackPattern", false)
 	if workloadToken == "" {

@@ -195,6 +195,7 @@ type item struct {
 	CorrelationID    string   `dynamodbav:"correlationId,omitempty"`
 	Context          string   `dynamodbav:"context,omitempty"`
 	ExecutionARN     string   `dynamodbav:"executionArn,omitempty"`
+	ReturnTo         string   `dynamodbav:"returnTo,omitempty"`
 	StateHash        string   `dynamodbav:"stateHash,omitempty"`
 	UserID           string   `dynamodbav:"userId,omitempty"`
 	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
@@ -282,6 +283,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		CorrelationID:    s.CorrelationID,
 		Context:          s.Context,
 		ExecutionARN:     s.ExecutionARN,
+		ReturnTo:         s.ReturnTo,
 		StateHash:        s.StateHash,
 		UserID:           s.UserID,
 		UserTokenHash:    s.UserTokenHash,
@@ -316,6 +318,7 @@ func (it *item) session() *flow.Session {
 		CorrelationID:     it.CorrelationID,
 		Context:           it.Context,
 		ExecutionARN:      it.ExecutionARN,
+		ReturnTo:          it.ReturnTo,
 		StateHash:         it.StateHash,
 		UserID:            it.UserID,
 		UserTokenHash:     it.UserTokenHash,

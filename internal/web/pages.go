@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/a-h/templ"
 
@@ -49,6 +50,25 @@ func cspWith(origin string) string {
 		"form-action " + forms + "; frame-ancestors 'none'; base-uri 'none'"
 }
 
+// backTo is the success page's link back to the application and its
+// label: o.ReturnTo (which the domain sets only while the callback's
+// APP_RETURN_URLS list it) on a success page only, and only an absolute
+// https URL (http on loopback, for local runs) with a host. It is a plain
+// link the person follows: never a redirect, never a script. Navigating a
+// link is not subject to the CSP (form-action governs forms only), and the
+// pages' same-origin referrer policy (and rel=noreferrer) keeps the
+// callback's URL, with its state, from the application.
+func backTo(o *flow.Outcome) (href, label string) {
+	if o.ReturnTo == "" || (o.Kind != flow.KindConnected && o.Kind != flow.KindAlreadyConnected) {
+		return "", ""
+	}
+	u, err := url.Parse(o.ReturnTo)
+	if err != nil || flow.ValidateAppReturnURL(o.ReturnTo) != nil {
+		return "", ""
+	}
+	return o.ReturnTo, labelBackTo + u.Host
+}
+
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
@@ -75,6 +95,10 @@ type view struct {
 	// Referrer is the page's referrer policy (its meta element and its
 	// Referrer-Policy header agree).
 	Referrer string
+	// ReturnTo, on success pages only, is the application page the
+	// link back (ReturnLabel) leads to; "" for none (backTo).
+	ReturnTo    string
+	ReturnLabel string
 }
 
 // Referrer policies. The callback and sign-in pages use same-origin, so
@@ -104,6 +128,7 @@ func render(o *flow.Outcome, message string) (int, string) {
 	if o.Kind == flow.KindWrongUser && o.SignedInAs != "" {
 		v.Next = "Or go back to the application and start again."
 	}
+	v.ReturnTo, v.ReturnLabel = backTo(o)
 	if o.CanSignInAgain {
 		v.SignInAgain = labelSignInAgain
 		if o.Kind == flow.KindWrongUser {

@@ -60,6 +60,10 @@ const (
 	labelSignInAgain  = "Sign in again"
 )
 
+// labelBackTo, followed by the application's host, labels the success
+// page's link back to the application.
+const labelBackTo = "Back to "
+
 // signedInWrongUser replaces KindWrongUser's message on sign-in pages.
 const signedInWrongUser = "You signed in with an account that is not the one this connection was requested for, so nothing was connected."
 

@@ -92,6 +92,9 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*web
 	}
 	cookie := app.Or(get, contract.EnvUserTokenCookie, contract.DefaultUserTokenCookie)
 	cfg := flow.CallbackConfig{Binding: c.Binding, WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, CompleteTimeout: o.CompleteTimeout}
+	if cfg.AppReturnURLs, err = app.AppReturnURLs(get); err != nil {
+		return nil, err
+	}
 	store := state.New(cl.DynamoDB, c.Table, o.StoreOptions()...)
 	d := flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},

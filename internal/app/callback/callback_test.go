@@ -39,6 +39,10 @@ func TestNew(t *testing.T) {
 	if err != nil || h.UserTokenCookie != "app_jwt" {
 		t.Errorf("cookie %q (%v), want app_jwt", h.UserTokenCookie, err)
 	}
+	urls := map[string]string{contract.EnvAppReturnURLs: "https://app.example.com/a, https://app.example.com/b"}
+	if _, err := callback.New(clients(), env("", urls), log); err != nil {
+		t.Errorf("with %s: %v", contract.EnvAppReturnURLs, err)
+	}
 }
 
 func TestNewConfigurationErrors(t *testing.T) {
@@ -49,6 +53,7 @@ func TestNewConfigurationErrors(t *testing.T) {
 	}{
 		{name: "no table", drop: contract.EnvSessionsTable, naming: contract.EnvSessionsTable},
 		{name: "bad binding", set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
+		{name: "http app return URL", set: map[string]string{contract.EnvAppReturnURLs: "https://app.example.com/,http://app.example.com/"}, naming: contract.EnvAppReturnURLs},
 		{name: "no workload", drop: contract.EnvWorkloadName, naming: contract.EnvWorkloadName},
 		{name: "no return URL", drop: contract.EnvReturnURL, naming: contract.EnvReturnURL},
 		{name: "bad workload", set: map[string]string{contract.EnvWorkloadName: "a b"}, naming: contract.EnvWorkloadName},

@@ -72,8 +72,13 @@ func New(cl Clients, get app.Getenv, log *slog.Logger, opts ...app.Option) (*inv
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %s: %w", contract.EnvAgentRuntimeARNs, err)
 	}
+	appURLs, err := app.AppReturnURLs(get)
+	if err != nil {
+		return nil, err
+	}
 	x, err := flow.NewInitiator(flow.Config{WorkloadName: c.WorkloadName, ReturnURL: c.ReturnURL, Binding: c.Binding,
-		UserTokens: get(contract.EnvUserTokenIssuer) != "", AgentRuntimes: runtimes, Region: get("AWS_REGION")}, flow.Deps{
+		UserTokens: get(contract.EnvUserTokenIssuer) != "", AgentRuntimes: runtimes, Region: get("AWS_REGION"),
+		AppReturnURLs: appURLs}, flow.Deps{
 		Identity: agentcore.Identity{API: cl.AgentCore},
 		Store:    state.New(cl.DynamoDB, c.Table, o.StoreOptions()...),
 		Resumer:  stepfunctions.Resumer{API: cl.SFN},

@@ -39,6 +39,10 @@ func TestNew(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("logged at wiring: %s", logs.String())
 	}
+	urls := map[string]string{contract.EnvAppReturnURLs: "https://app.example.com/a, https://app.example.com/b"}
+	if _, err := initiate.New(clients(), env("", urls), log); err != nil {
+		t.Errorf("with %s: %v", contract.EnvAppReturnURLs, err)
+	}
 }
 
 func TestNewConfigurationErrors(t *testing.T) {
@@ -51,6 +55,7 @@ func TestNewConfigurationErrors(t *testing.T) {
 		{name: "no workload", drop: contract.EnvWorkloadName, naming: contract.EnvWorkloadName},
 		{name: "no return URL", drop: contract.EnvReturnURL, naming: contract.EnvReturnURL},
 		{name: "bad binding", set: map[string]string{contract.EnvBindingMode: "maybe"}, naming: contract.EnvBindingMode},
+		{name: "http app return URL", set: map[string]string{contract.EnvAppReturnURLs: "https://app.example.com/,http://app.example.com/"}, naming: contract.EnvAppReturnURLs},
 		{name: "bad return URL", set: map[string]string{contract.EnvReturnURL: "not a url"}, naming: contract.EnvReturnURL},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -95,13 +95,20 @@ type authorization struct {
 // machine does, and returns the published AuthorizationRequired event.
 func (f *fixture) initiate(user string, scopes ...string) authorization {
 	f.t.Helper()
+	return f.initiateWith(nil, user, scopes...)
+}
+
+// initiateWith is initiate with more input fields (e.g. returnTo).
+func (f *fixture) initiateWith(more map[string]any, user string, scopes ...string) authorization {
+	f.t.Helper()
 	tok := f.s.SFN.NewTask()
 	sub := f.s.Events.Subscribe(eventslocal.Match{DetailType: "AuthorizationRequired"})
 	defer sub.Close()
-	in, _ := json.Marshal(map[string]any{
-		"taskToken": tok,
-		"input":     map[string]any{"userId": user, "provider": "github", "scopes": scopes},
-	})
+	input := map[string]any{"userId": user, "provider": "github", "scopes": scopes}
+	for k, v := range more {
+		input[k] = v
+	}
+	in, _ := json.Marshal(map[string]any{"taskToken": tok, "input": input})
 	res, err := f.s.Initiate(f.ctx, in)
 	if err != nil {
 		f.t.Fatalf("initiate: %v", err)

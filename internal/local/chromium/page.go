@@ -41,6 +41,9 @@ const (
 	SelSignedInAs = "[data-signed-in-as]"
 	// SelIdPCancel is the emulator's sign-in page's Cancel button.
 	SelIdPCancel = "button.cancel"
+	// SelBackToApp is the success page's link back to the application
+	// (the flow's returnTo).
+	SelBackToApp = "#back-to-app"
 )
 
 // selIdPUser is the emulator's sign-in page's button for one test user.
@@ -227,6 +230,17 @@ func (p *Page) CancelSignIn(ctx context.Context) (int, error) {
 // button and waits for the page it leads to.
 func (p *Page) SignInAgain(ctx context.Context) (int, error) {
 	return p.clickAndLoad(ctx, SelSignInAgain)
+}
+
+// BackToApp follows the success page's link back to the application and
+// waits for the page it leads to. It returns that page's HTTP status.
+func (p *Page) BackToApp(ctx context.Context) (int, error) {
+	return p.clickAndLoad(ctx, SelBackToApp)
+}
+
+// HasBackToApp reports whether the page links back to the application.
+func (p *Page) HasBackToApp(ctx context.Context) (bool, error) {
+	return runT(ctx, p, chromedp.Evaluate[bool](`document.querySelector('`+SelBackToApp+`') !== null`))
 }
 
 // SignedInAs reads the account a sign-in page says is signed in ("" when

@@ -118,6 +118,11 @@ type Options struct {
 	// (AGENT_RUNTIME_ARNS in Env; register them in the emulator with
 	// Emulator.AddAgentRuntime). Empty: initiate refuses continueWith.
 	AgentRuntimeARNs []string
+	// AppReturnURLs are the application URLs a workflow may name as its
+	// returnTo (APP_RETURN_URLS in Env, for initiate and the callback;
+	// https, or http on 127.0.0.1/localhost, e.g. an httptest server's).
+	// Empty: initiate refuses returnTo. The demo sets none.
+	AppReturnURLs []string
 }
 
 // Stack is a running local system.
@@ -330,6 +335,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	if len(o.AgentRuntimeARNs) > 0 {
 		s.Env[contract.EnvAgentRuntimeARNs] = strings.Join(o.AgentRuntimeARNs, ",")
+	}
+	if len(o.AppReturnURLs) > 0 {
+		s.Env[contract.EnvAppReturnURLs] = strings.Join(o.AppReturnURLs, ",")
 	}
 	get := func(k string) string { return s.Env[k] }
 	in, err := initiate.New(initiate.Clients{
