@@ -9,7 +9,9 @@
 // Flows started with a userToken cannot continue this way (initiate refuses
 // their continueWith): an agent behind a JWT authorizer is invoked with the
 // user's JWT as a bearer token, not with SigV4 and runtimeUserId, and only
-// the application holds that JWT. M2M flows continue without a user.
+// the application holds that JWT. Nor can M2M flows, direct invocations
+// (no task token) or deployments without session binding: only a user's
+// consent in the same execution continues an agent for them.
 package cont
 
 import (
