@@ -93,9 +93,11 @@ type Option func(*options)
 // consentflow's workload identity (the stack's WorkloadName output; the agent's execution
 // role needs the stack's AgentTokenPolicy) and WithReturnURL (consentflow's CallbackUrl).
 // The user id header is trusted only on a request that also carries a workload access
-// token, that is, one AgentCore Runtime made: the header is proof of the user only when
-// nothing but AgentCore Runtime can reach the agent (its port must not be exposed
-// otherwise), since the execution role can mint tokens for any user id.
+// token, as AgentCore Runtime's invocations do. That is a presence check, not proof: the
+// header names the user truly only when nothing but AgentCore Runtime can reach the agent
+// (its port must not be exposed otherwise), since the execution role can mint tokens for any
+// user id. M2M tokens need GetWorkloadAccessToken, which the stack's AgentTokenPolicy does
+// not grant.
 func WithWorkloadName(name string) Option { return func(o *options) { o.workload = name } }
 
 // WithReturnURL sets the URL AgentCore sends the user's browser back to after consent

@@ -103,8 +103,9 @@ func (c *Client) tokenInput(ctx context.Context, req TokenRequest) (flow.Input, 
 	switch {
 	case fromCtx && u.isZero() && c.workload != "":
 		// The request's token is for the runtime's own workload identity: mint for the
-		// named one and the invocation's user. Only an invocation AgentCore Runtime made
-		// carries a workload access token; the user id header is trusted only with one.
+		// named one and the invocation's user. AgentCore Runtime's invocations carry a
+		// workload access token; the user id header is trusted only beside one (a presence
+		// check: the agent must be reachable through AgentCore Runtime only).
 		switch {
 		case inv.WorkloadToken == "":
 			return in, u, "", invalidRequest("not an AgentCore Runtime invocation (no " + HeaderWorkloadAccessToken +
@@ -319,7 +320,16 @@ func (c *Client) APIKey(ctx context.Context, provider string, user User) (string
 		return "", invalidRequest("set either the user's ID or JWT, not both")
 	}
 	if inv, ok := FromContext(ctx); ok && user.isZero() {
-		user = User{ID: inv.UserID, WorkloadToken: inv.WorkloadToken}
+		switch {
+		case c.workload == "":
+			user = User{ID: inv.UserID, WorkloadToken: inv.WorkloadToken}
+		case inv.WorkloadToken == "":
+			// As for AccessToken: the user id header counts only beside a workload
+			// access token.
+			return "", invalidRequest("not an AgentCore Runtime invocation (no " + HeaderWorkloadAccessToken + "): set the user")
+		default:
+			user = User{ID: inv.UserID}
+		}
 	}
 	wat, err := c.workloadToken(ctx, user)
 	if err != nil {

@@ -67,6 +67,9 @@ func TestWorkloadNameInRuntime(t *testing.T) {
 	if _, err := c.AccessToken(forged, req); !errors.Is(err, agentauth.ErrInvalidRequest) {
 		t.Fatalf("a user id header alone: %v", err)
 	}
+	if _, err := c.APIKey(forged, "github", agentauth.User{}); !errors.Is(err, agentauth.ErrInvalidRequest) {
+		t.Fatalf("an API key for a user id header alone: %v", err)
+	}
 	if len(srv.CallsTo(agentcoretest.OpGetWorkloadAccessTokenForUserID)) != n {
 		t.Fatal("minted for a user id header alone")
 	}

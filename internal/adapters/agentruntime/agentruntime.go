@@ -119,28 +119,34 @@ func code(err error) string {
 	return "no answer"
 }
 
-// closeOnce makes closing a request's body idempotent. net/http may hand
-// back the response (the agent answers as it goes) before its write loop
-// has closed the request body; smithy-go closes that body as soon as the
-// response is back, and the transport's own close after it then fails and
-// tears down the connection mid-answer ("use of closed network
-// connection"). With a fast agent and a busy CPU that happens.
+// closeOnce hands net/http a request body that is only a Reader and a
+// Closer. smithy-go's body implements io.WriterTo, and once smithy-go has
+// closed it (as soon as the response is back) WriteTo answers io.EOF;
+// net/http, which may still be checking the body for extra bytes after
+// sending it, takes that for a write error and tears the connection down
+// mid-answer ("use of closed network connection"): with a fast agent and a
+// busy CPU that happened about one invocation in 40 here. Without WriteTo,
+// net/http reads, and a closed body reads as its end. Closing stays
+// idempotent.
 type closeOnce struct{ next bedrockagentcore.HTTPClient }
 
 func (c closeOnce) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
-		req.Body = &onceBody{ReadCloser: req.Body}
+		req.Body = &onceBody{r: req.Body}
 	}
 	return c.next.Do(req)
 }
 
+// onceBody is deliberately Read and Close only (no WriteTo).
 type onceBody struct {
-	io.ReadCloser
+	r    io.ReadCloser
 	once sync.Once
 	err  error
 }
 
+func (b *onceBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
 func (b *onceBody) Close() error {
-	b.once.Do(func() { b.err = b.ReadCloser.Close() })
+	b.once.Do(func() { b.err = b.r.Close() })
 	return b.err
 }
