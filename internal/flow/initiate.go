@@ -328,6 +328,9 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 		ExpiresAt:        now.Add(contract.SessionValidity),
 	}
 	s.CorrelationID = correlationID(in)
+	if in.ContinueWith != nil {
+		s.ContinueAgent = in.ContinueWith.AgentName()
+	}
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
 	}
