@@ -75,6 +75,12 @@ type Outcome struct {
 	// a link back to: the session's returnTo, while the callback's
 	// AppReturnURLs list it (withReturnTo).
 	ReturnTo string
+	// ContinuesAgent is the name of the agent the workflow invokes for the
+	// person once they have connected (the session's ContinueAgent), on
+	// the outcomes whose pages say so (withContinuesAgent): the
+	// confirmation (KindConfirm, and KindWrongCode and KindTryAgain, which
+	// may show the form again) and KindConnected. Empty otherwise.
+	ContinuesAgent string
 }
 
 // Reason is why an outcome happened, where a page can tell more than its
@@ -292,7 +298,21 @@ func (c *Callback) lookup(ctx context.Context, p CallbackParams) (*Session, *slo
 }
 
 func (c *Callback) base(s *Session, k Kind) *Outcome {
-	return c.withReturnTo(&Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: c.bindingOf(s), ExpiresAt: s.ExpiresAt, External: s.External}, s)
+	o := &Outcome{Kind: k, Provider: s.Provider, Scopes: s.Scopes, UserID: s.UserID, Binding: c.bindingOf(s), ExpiresAt: s.ExpiresAt, External: s.External}
+	return withContinuesAgent(c.withReturnTo(o, s), s)
+}
+
+// withContinuesAgent tells the person that an agent continues for them
+// once they connect: the session's ContinueAgent on the confirmation
+// outcomes (before they press Connect or sign in) and on KindConnected
+// (it continues now). A replay (KindAlreadyConnected) and every failure
+// name none.
+func withContinuesAgent(o *Outcome, s *Session) *Outcome {
+	switch o.Kind {
+	case KindConfirm, KindWrongCode, KindTryAgain, KindConnected:
+		o.ContinuesAgent = s.ContinueAgent
+	}
+	return o
 }
 
 // View answers GET: it never completes anything (a link an attacker sends

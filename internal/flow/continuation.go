@@ -132,6 +132,18 @@ func (c *ContinueWith) RuntimeID() string {
 	return c.AgentRuntimeID
 }
 
+// AgentName is the runtime's name: its id without the '-' and the
+// 10-character suffix AgentCore adds (calendar_agent for
+// calendar_agent-AbCdEf1234); "" for an id of another shape. It names the
+// agent to the person consenting, without the account or the ARN.
+func (c *ContinueWith) AgentName() string {
+	id := c.RuntimeID()
+	if !runtimeIDRE.MatchString(id) {
+		return ""
+	}
+	return id[:len(id)-len("-0123456789")]
+}
+
 // AllowedBy reports whether one of the configured targets (runtime or
 // runtime endpoint ARNs) permits the runtime at the qualifier's endpoint:
 // the ARN itself, or for the id form one with the same account and id (in

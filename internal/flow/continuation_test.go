@@ -237,3 +237,57 @@ func bigParams() string {
 	}
 	return b.String()
 }
+
+// AgentName is the runtime id without its suffix: the ARN's account and
+// region, and the id's suffix, stay off the pages.
+func TestContinueWithAgentName(t *testing.T) {
+	for _, c := range []struct {
+		cw   flow.ContinueWith
+		want string
+	}{
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN}, "calendar_agent"},
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN, Qualifier: "prod"}, "calendar_agent"},
+		{flow.ContinueWith{AgentRuntimeID: "calendar_agent-a1B2c3D4e5", AccountID: "123456789012"}, "calendar_agent"},
+		{flow.ContinueWith{AgentRuntimeID: "a-0123456789", AccountID: "123456789012"}, "a"},
+		{flow.ContinueWith{AgentRuntimeID: "with-dash-0123456789", AccountID: "123456789012"}, ""},
+		{flow.ContinueWith{AgentRuntimeARN: testRuntimeARN + "/runtime-endpoint/prod"}, ""},
+		{flow.ContinueWith{}, ""},
+	} {
+		if got := c.cw.AgentName(); got != c.want {
+			t.Errorf("%+v: AgentName %q, want %q", c.cw, got, c.want)
+		}
+	}
+}
+
+// Initiate stores the agent's name with a session that continues with
+// one, and nothing else of its ARN; a session without continueWith names
+// no agent.
+func TestInitiateStoresContinueAgent(t *testing.T) {
+	cw := func(target string) string {
+		return `,"continueWith":{` + target + `,"payload":{"q":1}}`
+	}
+	e := newEnv(t, flow.BindingCode)
+	for i, c := range []struct{ extra, want string }{
+		{cw(`"agentRuntimeArn":"` + testRuntimeARN + `"`), "calendar_agent"},
+		{cw(`"agentRuntimeId":"calendar_agent-a1B2c3D4e5","accountId":"123456789012"`), "calendar_agent"},
+		{"", ""},
+	} {
+		mustInitiate(t, e, `{"taskToken":"`+taskToken+fmt.Sprint(i)+`","input":{"userId":"u","provider":"p","scopes":["s"]`+c.extra+`}}`)
+		uri := "urn:ietf:params:oauth:request_uri:sess-" + string(rune('a'+e.id.uris))
+		s, ok := e.store.sessions[uri]
+		if !ok || s.ContinueAgent != c.want {
+			t.Fatalf("input %d: stored %+v, want continueAgent %q", i, s, c.want)
+		}
+	}
+	// A synchronous start has no ContinueAgent step: no agent continues
+	// after the consent, and the pages must not say one does.
+	in := syncInput()
+	in.ContinueWith = &flow.ContinueWith{AgentRuntimeARN: testRuntimeARN, Payload: []byte(`{"q":1}`)}
+	st, err := e.ini.StartSync(context.Background(), in, "wat", e.notifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := e.store.sessions[st.SessionURI]; s.ContinueAgent != "" {
+		t.Fatalf("a synchronous start stored continueAgent %q", s.ContinueAgent)
+	}
+}

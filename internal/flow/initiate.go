@@ -328,6 +328,12 @@ func (x *Initiator) newSession(req Request, state string, res TokenResult) (*Ses
 		ExpiresAt:        now.Add(contract.SessionValidity),
 	}
 	s.CorrelationID = correlationID(in)
+	if in.ContinueWith != nil && req.TaskToken != "" {
+		// Only the state machine's ContinueAgent step invokes the agent
+		// (acceptsContinuation): the pages name it to the person
+		// consenting. A synchronous start (StartSync) continues with none.
+		s.ContinueAgent = in.ContinueWith.AgentName()
+	}
 	if in.UserToken != "" {
 		s.UserTokenHash = Hash(in.UserToken)
 	}

@@ -134,6 +134,11 @@ type Session struct {
 	// ReturnTo is the input's returnTo: the application page the success
 	// page links back to, if the callback still lists it; empty for none.
 	ReturnTo string
+	// ContinueAgent is the name of the agent runtime the input's
+	// continueWith continues with (its id without the 10-character
+	// suffix; never its ARN or account), which the confirmation and
+	// success pages name; empty when the workflow continues with none.
+	ContinueAgent string
 	// StateHash is Hash(customState); the state itself is never stored.
 	StateHash string
 	// UserID is set when the flow was started for a user id.

@@ -196,6 +196,7 @@ type item struct {
 	Context          string   `dynamodbav:"context,omitempty"`
 	ExecutionARN     string   `dynamodbav:"executionArn,omitempty"`
 	ReturnTo         string   `dynamodbav:"returnTo,omitempty"`
+	ContinueAgent    string   `dynamodbav:"continueAgent,omitempty"`
 	StateHash        string   `dynamodbav:"stateHash,omitempty"`
 	UserID           string   `dynamodbav:"userId,omitempty"`
 	UserTokenHash    string   `dynamodbav:"userTokenHash,omitempty"`
@@ -284,6 +285,7 @@ func (st *Store) toItem(s *flow.Session) item {
 		Context:          s.Context,
 		ExecutionARN:     s.ExecutionARN,
 		ReturnTo:         s.ReturnTo,
+		ContinueAgent:    s.ContinueAgent,
 		StateHash:        s.StateHash,
 		UserID:           s.UserID,
 		UserTokenHash:    s.UserTokenHash,
@@ -319,6 +321,7 @@ func (it *item) session() *flow.Session {
 		Context:           it.Context,
 		ExecutionARN:      it.ExecutionARN,
 		ReturnTo:          it.ReturnTo,
+		ContinueAgent:     it.ContinueAgent,
 		StateHash:         it.StateHash,
 		UserID:            it.UserID,
 		UserTokenHash:     it.UserTokenHash,

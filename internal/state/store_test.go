@@ -89,6 +89,7 @@ func newSession(taskToken string) *flow.Session {
 		CorrelationID:    "6f1c2a9e-0000-4000-8000-000000000001",
 		ExecutionARN:     "arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:6f1c2a9e-0000-4000-8000-000000000001",
 		ReturnTo:         "https://app.example.com/chat?c=7f3a&t=12",
+		ContinueAgent:    "calendar_agent",
 		StateHash:        flow.Hash("state-value"),
 		UserID:           "google|alice",
 		Provider:         "google",
@@ -197,6 +198,9 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	if rawS(item, "returnTo") != in.ReturnTo {
 		t.Fatalf("returnTo attribute = %q, want %q", rawS(item, "returnTo"), in.ReturnTo)
 	}
+	if got := rawS(item, "continueAgent"); got != in.ContinueAgent {
+		t.Fatalf("continueAgent = %q, want %q", got, in.ContinueAgent)
+	}
 	taskKey := state.TaskKey(in.TaskToken)
 	if !strings.HasPrefix(taskKey, "task#") || strings.Contains(taskKey, in.TaskToken) || len(taskKey) != len("task#")+64 {
 		t.Fatalf("task key %q", taskKey)
@@ -225,7 +229,7 @@ func TestCreateDefaultsAndValidation(t *testing.T) {
 	}
 	// Optional strings are not stored when empty (a session without an
 	// execution, e.g. a direct invocation).
-	for _, name := range []string{"executionArn", "context", "correlationId", "returnTo"} {
+	for _, name := range []string{"executionArn", "context", "correlationId", "returnTo", "continueAgent"} {
 		if v, ok := f.raw(t, state.SessionKey(s.SessionURI))[name]; ok {
 			t.Fatalf("%s stored for a session without one: %v", name, v)
 		}

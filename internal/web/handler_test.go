@@ -198,7 +198,7 @@ func TestEveryOutcomeRendersSafely(t *testing.T) {
 		if k == flow.KindSignIn {
 			continue // a redirect, never a page (TestLoginRoute)
 		}
-		o := &flow.Outcome{Kind: k, Provider: evil, Scopes: []string{evil}, UserID: evil, Binding: flow.BindingCode, AttemptsLeft: 2, State: "s", SignedInAs: evil, CanSignInAgain: true}
+		o := &flow.Outcome{Kind: k, Provider: evil, Scopes: []string{evil}, UserID: evil, Binding: flow.BindingCode, AttemptsLeft: 2, State: "s", SignedInAs: evil, CanSignInAgain: true, ContinuesAgent: evil}
 		resp := respond(0, o)
 		if _, ok := specs[k]; !ok {
 			t.Fatalf("kind %d has no page", k)

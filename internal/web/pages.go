@@ -69,6 +69,23 @@ func backTo(o *flow.Outcome) (href, label string) {
 	return o.ReturnTo, labelBackTo + u.Host
 }
 
+// agentNotice is the sentence naming the agent the workflow continues
+// with (o.ContinuesAgent): on a page with the confirmation form (form),
+// that the agent continues once they connect; on the success page
+// (KindConnected), that it continues now; nothing on any other page. The
+// name is text that templ escapes like every other value.
+func agentNotice(o *flow.Outcome, form bool) string {
+	switch {
+	case o.ContinuesAgent == "":
+		return ""
+	case form:
+		return agentAfterConnect(o.ContinuesAgent)
+	case o.Kind == flow.KindConnected:
+		return agentContinuesNow(o.ContinuesAgent)
+	}
+	return ""
+}
+
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
@@ -99,6 +116,9 @@ type view struct {
 	// link back (ReturnLabel) leads to; "" for none (backTo).
 	ReturnTo    string
 	ReturnLabel string
+	// Agent, when set, tells the person that an agent continues for them
+	// (agentNotice).
+	Agent string
 }
 
 // Referrer policies. The callback and sign-in pages use same-origin, so
@@ -153,6 +173,7 @@ func render(o *flow.Outcome, message string) (int, string) {
 		v.SignIn = v.Form && o.Binding.NeedsSignIn()
 		v.Error = sp.message + " " + sp.next
 	}
+	v.Agent = agentNotice(o, v.Form)
 	var buf bytes.Buffer
 	if err := page(v).Render(context.Background(), &buf); err != nil {
 		// Pages are fixed and tested, and a bytes.Buffer does not fail:

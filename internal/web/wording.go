@@ -64,6 +64,18 @@ const (
 // page's link back to the application.
 const labelBackTo = "Back to "
 
+// The sentence that names the agent a workflow invokes for the person
+// once they have connected (flow.Outcome.ContinuesAgent): before they
+// connect, on the confirmation page, and once they have, on the success
+// page.
+func agentAfterConnect(name string) string {
+	return "After you connect, the agent “" + name + "” continues for you with this access."
+}
+
+func agentContinuesNow(name string) string {
+	return "The agent “" + name + "” continues now."
+}
+
 // signedInWrongUser replaces KindWrongUser's message on sign-in pages.
 const signedInWrongUser = "You signed in with an account that is not the one this connection was requested for, so nothing was connected."
 

@@ -44,6 +44,9 @@ const (
 	// SelBackToApp is the success page's link back to the application
 	// (the flow's returnTo).
 	SelBackToApp = "#back-to-app"
+	// SelContinuesAgent is the sentence naming the agent the workflow
+	// continues with (the confirmation and success pages).
+	SelContinuesAgent = "#continues-agent"
 )
 
 // selIdPUser is the emulator's sign-in page's button for one test user.
@@ -241,6 +244,15 @@ func (p *Page) BackToApp(ctx context.Context) (int, error) {
 // HasBackToApp reports whether the page links back to the application.
 func (p *Page) HasBackToApp(ctx context.Context) (bool, error) {
 	return runT(ctx, p, chromedp.Evaluate[bool](`document.querySelector('`+SelBackToApp+`') !== null`))
+}
+
+// ContinuesAgent reads the sentence naming the agent the workflow
+// continues with ("" when the page has none).
+func (p *Page) ContinuesAgent(ctx context.Context) (string, error) {
+	return runT(ctx, p, chromedp.Evaluate[string](`(() => {
+		const e = document.querySelector('`+SelContinuesAgent+`');
+		return e ? e.textContent.trim() : '';
+	})()`))
 }
 
 // SignedInAs reads the account a sign-in page says is signed in ("" when

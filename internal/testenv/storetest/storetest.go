@@ -135,6 +135,7 @@ func (f *fixture) session(taskToken string) *flow.Session {
 		Context:          `{"conversation":"c-42","turn":[1,2],"note":"\u003ctag\u003e"}`,
 		ExecutionARN:     "arn:aws:states:us-east-1:123456789012:execution:AuthorizeUser:6f1c2a9e-0000-4000-8000-000000000001",
 		ReturnTo:         "https://app.example.com/chat/c-42?turn=2&x=%3Ctag%3E",
+		ContinueAgent:    "calendar_agent",
 		StateHash:        flow.Hash("state-value"),
 		UserID:           "google|alice",
 		UserTokenHash:    flow.Hash("header.payload.signature"),
