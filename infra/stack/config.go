@@ -427,6 +427,9 @@ func checkAppReturnURL(s string) error {
 	case strings.Contains(s, "#"):
 		return errors.New("must not have a fragment (#...)")
 	}
+	if _, ok := contract.PlainURLAuthority(s); !ok {
+		return errors.New("must have a plain host: a DNS name or IP address, a port of 1-65535, nothing percent-encoded (the page shows it)")
+	}
 	return nil
 }
 

@@ -52,6 +52,8 @@ func TestAppReturnURLs(t *testing.T) {
 		"opaque":          "https:app.example.com",
 		"javascript":      "javascript:alert(1)",
 		"user info":       "https://user:pw@app.example.com/",
+		"encoded host":    "https://%D0%B0pple.com/",
+		"bad port":        "https://app.example.com:99999/",
 		"user name":       "https://app.example.com@evil.example/",
 		"fragment":        "https://app.example.com/#top",
 		"quote":           []any{`https://app.example.com/"x`},

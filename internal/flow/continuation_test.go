@@ -279,15 +279,12 @@ func TestInitiateStoresContinueAgent(t *testing.T) {
 			t.Fatalf("input %d: stored %+v, want continueAgent %q", i, s, c.want)
 		}
 	}
-	// A synchronous start has no ContinueAgent step: no agent continues
-	// after the consent, and the pages must not say one does.
+	// A synchronous start has no ContinueAgent step: it refuses continueWith
+	// before anything is called or stored.
 	in := syncInput()
 	in.ContinueWith = &flow.ContinueWith{AgentRuntimeARN: testRuntimeARN, Payload: []byte(`{"q":1}`)}
-	st, err := e.ini.StartSync(context.Background(), in, "wat", e.notifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s := e.store.sessions[st.SessionURI]; s.ContinueAgent != "" {
-		t.Fatalf("a synchronous start stored continueAgent %q", s.ContinueAgent)
+	n := len(e.id.calls)
+	if _, err := e.ini.StartSync(context.Background(), in, "wat", e.notifier); failureName(err) != contract.ErrInvalidInput || len(e.id.calls) != n {
+		t.Fatalf("a synchronous start with continueWith: %v", err)
 	}
 }

@@ -45,6 +45,11 @@ func ValidateAppReturnURL(s string) error {
 		return errors.New("must not carry user info")
 	case strings.Contains(s, "#"):
 		return errors.New("must not have a fragment")
+	}
+	if _, ok := contract.PlainURLAuthority(s); !ok {
+		return errors.New("must have a plain host: a DNS name or IP address, a port of 1-65535, nothing percent-encoded")
+	}
+	switch {
 	case strings.HasPrefix(s, "https://"):
 		return nil
 	case strings.HasPrefix(s, "http://") && slices.Contains([]string{"127.0.0.1", "localhost", "::1"}, u.Hostname()):

@@ -313,3 +313,18 @@ func TestCallbackReturnTo(t *testing.T) {
 		}
 	})
 }
+
+// The host a page shows must be the host the browser goes to: nothing
+// percent-encoded in it (look-alike or direction-override characters), a
+// real port.
+func TestAppReturnURLPlainHost(t *testing.T) {
+	for _, u := range []string{"https://%D0%B0pple.com/", "https://app.example.com%E2%80%AE/", "https://app.example.com:99999/",
+		"https://a;b.example.com/", "https://app.example.com:/"} {
+		if flow.ValidateAppReturnURL(u) == nil {
+			t.Errorf("%s accepted", u)
+		}
+	}
+	if err := flow.ValidateAppReturnURL("https://app.example.com:8443/chat?c=%2F"); err != nil {
+		t.Error(err)
+	}
+}

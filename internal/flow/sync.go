@@ -42,6 +42,9 @@ func (x *Initiator) StartSync(ctx context.Context, in Input, workloadToken strin
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	if in.ContinueWith != nil {
+		return nil, invalid("continueWith", "is carried out by the state machine only")
+	}
 	if err := x.acceptsReturnTo(req.Input); err != nil {
 		return nil, err
 	}

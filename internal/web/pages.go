@@ -18,6 +18,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
 )
 
@@ -66,7 +67,11 @@ func backTo(o *flow.Outcome) (href, label string) {
 	if err != nil || flow.ValidateAppReturnURL(o.ReturnTo) != nil {
 		return "", ""
 	}
-	return o.ReturnTo, labelBackTo + u.Host
+	host, ok := contract.PlainURLAuthority(o.ReturnTo)
+	if !ok || u.Host == "" {
+		return "", ""
+	}
+	return o.ReturnTo, labelBackTo + host // as written: what the browser goes to
 }
 
 // agentNotice is the sentence naming the agent the workflow continues
