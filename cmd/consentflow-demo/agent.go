@@ -69,9 +69,10 @@ func continueWith() map[string]any {
 }
 
 // continueAgent plays the state machine's ContinueAgent step: the production continue
-// handler (internal/cont through internal/app/continuation), with the AUTHORIZED result,
-// through the emulator's InvokeAgentRuntime to the example agent.
-func continueAgent(ctx context.Context, s *runner.Stack, output json.RawMessage) (*cont.Summary, error) {
+// handler (internal/cont through internal/app/continuation), with the AUTHORIZED result and
+// the execution's ARN (from which the runtime session is derived), through the emulator's
+// InvokeAgentRuntime to the example agent.
+func continueAgent(ctx context.Context, s *runner.Stack, executionARN string, output json.RawMessage) (*cont.Summary, error) {
 	env := map[string]string{contract.EnvAgentRuntimeARNs: demoRuntimeARN, "AWS_REGION": runner.Region}
 	h, err := continuation.New(emulator.NewClient(s.EmulatorURL), func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -82,7 +83,7 @@ func continueAgent(ctx context.Context, s *runner.Stack, output json.RawMessage)
 	if err := json.Unmarshal(b, &cw); err != nil {
 		return nil, err
 	}
-	event, err := json.Marshal(map[string]any{"continueWith": &cw, "authorization": output})
+	event, err := json.Marshal(map[string]any{"continueWith": &cw, "authorization": output, "executionId": executionARN})
 	if err != nil {
 		return nil, err
 	}

@@ -278,7 +278,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (err error) {
 	d.info("access token: %s (masked)", Mask(tok))
 	if cfg.agent {
 		d.step("ContinueAgent: InvokeAgentRuntime as %q; the agent gets the token from the vault and calls the provider's API ...", cfg.user)
-		sum, err := continueAgent(ctx, s, r.Output)
+		sum, err := continueAgent(ctx, s, exec.ARN, r.Output)
 		if err != nil {
 			return err
 		}
@@ -336,6 +336,9 @@ func (d *demo) drive(ctx context.Context, p *chromium.Page, ev flow.Authorizatio
 	d.info("landed on the callback: HTTP %d, %q", status, o.Heading)
 	if o.Kind != "confirm" {
 		return fmt.Errorf("expected the confirmation page after Allow, got HTTP %d %q", status, o)
+	}
+	if agent, err := p.ContinuesAgent(ctx); err == nil && agent != "" {
+		d.info("the page says: %q", agent)
 	}
 	if ev.VerificationCode != "" {
 		d.step("browser: typing the verification code and clicking Connect ...")

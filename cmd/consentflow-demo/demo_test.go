@@ -87,8 +87,11 @@ func TestDemoAuto(t *testing.T) {
 // invokes the example agent through the emulator's InvokeAgentRuntime; the
 // agent gets the user's token from the vault and the provider's protected
 // API answers who the user is.
+var derivedSessionRe = regexp.MustCompile(`consentflow-[0-9a-f]{64}`)
+
 func TestDemoAutoAgent(t *testing.T) {
-	demoAuto(t, []string{"starting the example agent", "ContinueAgent: InvokeAgentRuntime as \"demo-agent-user\"",
+	demoAuto(t, []string{"starting the example agent", "the page says: \"After you connect, the agent “demo_agent” continues",
+		`"runtimeSessionId":"consentflow-`, "ContinueAgent: InvokeAgentRuntime as \"demo-agent-user\"",
 		"the agent answered:", `"status":"DONE"`, `"user":"demo-agent-user"`},
 		"--auto", "--agent", "--user", "demo-agent-user")
 }
@@ -139,7 +142,9 @@ func demoAuto(t *testing.T, extra []string, args ...string) {
 		if strings.Contains(line, "authorization URL:") {
 			continue
 		}
-		// Correlation ids (UUIDs) are not secrets.
+		// Correlation ids (UUIDs) and the runtime session derived from the
+		// execution's ARN (a hash of it) are not secrets.
+		line = derivedSessionRe.ReplaceAllString(line, "<runtime session>")
 		if s := longRunRe.FindString(uuidRe.ReplaceAllString(line, "<uuid>")); s != "" {
 			t.Errorf("a long random-looking string (%d chars) in the output", len(s))
 		}
