@@ -5,9 +5,7 @@ package agentruntime
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
@@ -15,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/consentflow/consentflow/internal/adapters/awsconf"
 	"github.com/consentflow/consentflow/internal/cont"
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
@@ -51,7 +50,9 @@ func (r Runtime) Invoke(ctx context.Context, in cont.Invocation) (*cont.Response
 	out, err := r.API.InvokeAgentRuntime(ctx, req, func(o *bedrockagentcore.Options) {
 		o.RetryMaxAttempts = 1
 		if o.HTTPClient != nil {
-			o.HTTPClient = closeOnce{o.HTTPClient}
+			// Also when the client was not built from awsconf.Load (a streamed answer
+			// is what the race breaks; see awsconf.PlainRequestBodies).
+			o.HTTPClient = awsconf.PlainRequestBodies(o.HTTPClient)
 		}
 		// A runtime ARN names its region: the call goes there (and is signed for it),
 		// not to the function's region. The id form is in the function's region.
@@ -117,36 +118,4 @@ func code(err error) string {
 		return ae.ErrorCode()
 	}
 	return "no answer"
-}
-
-// closeOnce hands net/http a request body that is only a Reader and a
-// Closer. smithy-go's body implements io.WriterTo, and once smithy-go has
-// closed it (as soon as the response is back) WriteTo answers io.EOF;
-// net/http, which may still be checking the body for extra bytes after
-// sending it, takes that for a write error and tears the connection down
-// mid-answer ("use of closed network connection"): with a fast agent and a
-// busy CPU that happened about one invocation in 40 here. Without WriteTo,
-// net/http reads, and a closed body reads as its end. Closing stays
-// idempotent.
-type closeOnce struct{ next bedrockagentcore.HTTPClient }
-
-func (c closeOnce) Do(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		req.Body = &onceBody{r: req.Body}
-	}
-	return c.next.Do(req)
-}
-
-// onceBody is deliberately Read and Close only (no WriteTo).
-type onceBody struct {
-	r    io.ReadCloser
-	once sync.Once
-	err  error
-}
-
-func (b *onceBody) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b *onceBody) Close() error {
-	b.once.Do(func() { b.err = b.r.Close() })
-	return b.err
 }

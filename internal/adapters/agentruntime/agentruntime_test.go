@@ -3,9 +3,6 @@ package agentruntime
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
@@ -43,36 +40,5 @@ func TestInvokeRegionAndRetries(t *testing.T) {
 		if api.got.Region != want || api.got.RetryMaxAttempts != 1 {
 			t.Errorf("%s: region %q, attempts %d", in, api.got.Region, api.got.RetryMaxAttempts)
 		}
-	}
-}
-
-type closeCount struct {
-	*strings.Reader // a WriterTo, as smithy-go's body is
-	n               int
-}
-
-func (c *closeCount) Close() error { c.n++; return errors.New("closed twice") }
-
-type doer struct{ req *http.Request }
-
-func (d *doer) Do(r *http.Request) (*http.Response, error) { d.req = r; return &http.Response{}, nil }
-
-// The body net/http gets is a Reader and a Closer only: smithy-go's WriteTo
-// answers io.EOF once it is closed, which net/http takes for a write error.
-// Closing it twice reaches the body once.
-func TestRequestBodyClosedOnce(t *testing.T) {
-	body := &closeCount{Reader: strings.NewReader("{}")}
-	var _ io.WriterTo = body
-	d := &doer{}
-	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
-	if _, err := (closeOnce{d}).Do(req); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := d.req.Body.(io.WriterTo); ok {
-		t.Fatal("the body net/http gets implements io.WriterTo")
-	}
-	a, b := d.req.Body.Close(), d.req.Body.Close()
-	if body.n != 1 || a == nil || b != a {
-		t.Fatalf("closed %d times: %v %v", body.n, a, b)
 	}
 }

@@ -1,17 +1,22 @@
 // Package awsconf loads the one AWS configuration every client shares.
 // Endpoint overrides come from the SDK's own settings
 // (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>), retries are the SDK's
-// standard retryer, and the SDK's own log lines (warnings, by default
+// standard retryer, request bodies reach net/http as plain readers
+// (PlainRequestBodies), and the SDK's own log lines (warnings, by default
 // nothing else) go through the functions' slog JSON handler.
 package awsconf
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go/logging"
 )
@@ -21,7 +26,50 @@ func Load(ctx context.Context) (aws.Config, error) {
 	return config.LoadDefaultConfig(ctx,
 		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
 		config.WithLogger(Logger(slog.Default)),
+		config.WithHTTPClient(PlainRequestBodies(awshttp.NewBuildableClient())),
 	)
+}
+
+// HTTPClient is the SDK's HTTP client interface.
+type HTTPClient interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// PlainRequestBodies hands net/http each request's body as a Reader and a
+// Closer only. smithy-go's body implements io.WriterTo, and once smithy-go
+// has closed it (as soon as the response headers are back) WriteTo answers
+// io.EOF; net/http, which may still be checking the body for extra bytes
+// after sending it, takes that for a write error and closes the
+// connection while the response is being read ("use of closed network
+// connection"; with a sub-millisecond answer and a busy CPU, about one
+// streamed InvokeAgentRuntime answer in 40 here, and a non-idempotent call
+// whose answer breaks off may be retried). Without WriteTo net/http reads,
+// and a closed body reads as its end. Closing stays idempotent.
+func PlainRequestBodies(next HTTPClient) HTTPClient { return plainBodies{next} }
+
+type plainBodies struct{ next HTTPClient }
+
+func (c plainBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		if _, plain := req.Body.(*plainBody); !plain {
+			req.Body = &plainBody{r: req.Body}
+		}
+	}
+	return c.next.Do(req)
+}
+
+// plainBody is deliberately Read and Close only (no WriteTo).
+type plainBody struct {
+	r    io.ReadCloser
+	once sync.Once
+	err  error
+}
+
+func (b *plainBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *plainBody) Close() error {
+	b.once.Do(func() { b.err = b.r.Close() })
+	return b.err
 }
 
 // Logger adapts the SDK's logger to slog: each line becomes one record at

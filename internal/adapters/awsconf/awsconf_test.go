@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/smithy-go/logging"
@@ -42,4 +46,35 @@ type ctxHandler struct {
 func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	*h.seen = ctx
 	return h.Handler.Handle(ctx, r)
+}
+
+type closeCount struct {
+	*strings.Reader // a WriterTo, as smithy-go's body is
+	n               int
+}
+
+func (c *closeCount) Close() error { c.n++; return errors.New("closed twice") }
+
+type doer struct{ req *http.Request }
+
+func (d *doer) Do(r *http.Request) (*http.Response, error) { d.req = r; return &http.Response{}, nil }
+
+// The body net/http gets is a Reader and a Closer only: smithy-go's WriteTo
+// answers io.EOF once it is closed, which net/http takes for a write error.
+// Closing it twice reaches the body once.
+func TestRequestBodyClosedOnce(t *testing.T) {
+	body := &closeCount{Reader: strings.NewReader("{}")}
+	var _ io.WriterTo = body
+	d := &doer{}
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
+	if _, err := awsconf.PlainRequestBodies(d).Do(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.req.Body.(io.WriterTo); ok {
+		t.Fatal("the body net/http gets implements io.WriterTo")
+	}
+	a, b := d.req.Body.Close(), d.req.Body.Close()
+	if body.n != 1 || a == nil || b != a {
+		t.Fatalf("closed %d times: %v %v", body.n, a, b)
+	}
 }
