@@ -2,8 +2,11 @@ package emulator
 
 import (
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
+
+	"github.com/consentflow/consentflow/internal/adapters/awsconf"
 )
 
 // NewClient returns a real aws-sdk-go-v2 bedrockagentcore client that talks to the
@@ -14,6 +17,8 @@ func NewClient(baseURL string, optFns ...func(*bedrockagentcore.Options)) *bedro
 		o.Region = "us-east-1"
 		o.Credentials = credentials.NewStaticCredentialsProvider("AKIDEMULATOR", "emulator-secret", "")
 		o.BaseEndpoint = aws.String(baseURL)
+		// As the functions' shared configuration (awsconf.Load) does.
+		o.HTTPClient = awsconf.PlainRequestBodies(awshttp.NewBuildableClient())
 	}}
 	return bedrockagentcore.New(bedrockagentcore.Options{}, append(opts, optFns...)...)
 }

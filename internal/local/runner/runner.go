@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockagentcore"
 	awsconnect "github.com/aws/aws-sdk-go-v2/service/connect"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"github.com/consentflow/consentflow/internal/adapters/awsconf"
 	"github.com/consentflow/consentflow/internal/app"
 	"github.com/consentflow/consentflow/internal/app/callback"
 	"github.com/consentflow/consentflow/internal/app/initiate"
@@ -418,6 +420,8 @@ func (s *Stack) clients(dynamoOverride string) Clients {
 		Region:      Region,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIALOCALEXAMPLE", "local-secret-not-used", ""),
 		Retryer:     func() aws.Retryer { return retry.NewStandard() },
+		// As the functions' shared configuration (awsconf.Load) does.
+		HTTPClient: awsconf.PlainRequestBodies(awshttp.NewBuildableClient()),
 	}
 	var conn *awsconnect.Client
 	if s.ConnectURL != "" {
