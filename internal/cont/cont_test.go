@@ -257,3 +257,37 @@ func TestSummaryHeaders(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 }
+
+// An endpoint ARN in the allow-list permits that endpoint (the qualifier)
+// only, end to end through the emulator's InvokeAgentRuntime.
+func TestContinueAtAnAllowedEndpoint(t *testing.T) {
+	ag := &agent{contentType: "application/json", body: `{"ok":true}`}
+	ats := httptest.NewServer(ag)
+	t.Cleanup(ats.Close)
+	emu, err := emulator.New(emulator.Config{AgentRuntimes: []emulator.AgentRuntime{{ARN: runtimeARN, URL: ats.URL, Endpoints: []string{"prod", "beta"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ets := httptest.NewServer(emu.Handler())
+	t.Cleanup(ets.Close)
+	h := &cont.Handler{Continuer: &cont.Continuer{Runtime: agentruntime.Runtime{API: emulator.NewClient(ets.URL)},
+		Allowed: targets(t, runtimeARN+"/runtime-endpoint/prod"), Region: "us-east-1"}}
+	at := func(qualifier string) string {
+		q := ""
+		if qualifier != "" {
+			q = `"qualifier":"` + qualifier + `",`
+		}
+		return `{"agentRuntimeArn":"` + runtimeARN + `",` + q + `"payload":{}}`
+	}
+	if s, err := h.Handle(context.Background(), event(at("prod"), "u")); err != nil || s.StatusCode != 200 {
+		t.Fatalf("prod: %+v %v", s, err)
+	}
+	for _, q := range []string{"", "DEFAULT", "beta"} {
+		if _, err := h.Handle(context.Background(), event(at(q), "u")); errType(t, err) != contract.ErrInvalidInput {
+			t.Fatalf("qualifier %q: %v", q, err)
+		}
+	}
+	if len(ag.got) != 1 {
+		t.Fatalf("the agent was invoked %d times", len(ag.got))
+	}
+}

@@ -34,7 +34,7 @@
 //
 // AgentCore Runtime's InvokeAgentRuntime is served too (runtime.go): POST
 // /runtimes/{agentRuntimeArn}/invocations with the ARN percent-encoded in the path (or an
-// agent runtime id with ?accountId=), ?qualifier= (only DEFAULT exists here), the payload as
+// agent runtime id with ?accountId=), ?qualifier= (DEFAULT, and the names in AgentRuntime.Endpoints), the payload as
 // the raw body, and the model's header members (Content-Type, Accept, Mcp-*,
 // X-Amzn-Bedrock-AgentCore-Runtime-Session-Id 33-256, -User-Id 1-1024, trace headers),
 // validated as the identity operations are. Config.AgentRuntimes (JSON "agentRuntimes":

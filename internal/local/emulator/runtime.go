@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ type AgentRuntime struct {
 	// own for consentflow's workload (agentauth.WithWorkloadName).
 	// OAuth2CallbackURL, when set, is passed in the OAuth2CallbackUrl header.
 	OAuth2CallbackURL string `json:"oauth2CallbackUrl,omitempty"`
+	// Endpoints are the runtime's endpoints besides DEFAULT (the qualifiers
+	// InvokeAgentRuntime accepts; all go to the same agent here).
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
 // runtimeOf reads an agent runtime ARN (consentflow's one grammar of it).
@@ -82,6 +86,11 @@ func (s *Server) AddAgentRuntime(rt AgentRuntime) error {
 	// The emulator forwards invocations (with workload access tokens) only to local agents.
 	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("emulator: agent runtime %s: url %q is not on this machine (127.0.0.1, ::1 or localhost)", rt.ARN, rt.URL)
+	}
+	for _, e := range rt.Endpoints {
+		if !contract.ValidRuntimeEndpointName(e) {
+			return fmt.Errorf("emulator: agent runtime %s: endpoint %q is not an endpoint name", rt.ARN, e)
+		}
 	}
 	workload := rtID.ID
 	rt.URL = strings.TrimRight(rt.URL, "/")
@@ -215,7 +224,7 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		fail(errNotFound("No agent runtime found for the given identifier"))
 		return
 	}
-	if qual := q.Get("qualifier"); q.Has("qualifier") && qual != "DEFAULT" {
+	if qual := q.Get("qualifier"); q.Has("qualifier") && qual != contract.DefaultRuntimeEndpoint && !slices.Contains(rt.Endpoints, qual) {
 		fail(errNotFound("No endpoint " + qual + " found for the agent runtime"))
 		return
 	}

@@ -202,6 +202,7 @@ func TestAgentRuntimeConfig(t *testing.T) {
 		{ARN: testRuntimeARN, URL: "http://10.0.0.1:8080"},
 		{ARN: testRuntimeARN, URL: "http://agent.example.com"},
 		{ARN: testRuntimeARN, URL: "http://user@127.0.0.1:8080"},
+		{ARN: testRuntimeARN, URL: "http://127.0.0.1:8080", Endpoints: []string{"1prod"}},
 	} {
 		if _, err := New(Config{AgentRuntimes: []AgentRuntime{rt}}); err == nil {
 			t.Errorf("%+v accepted", rt)
