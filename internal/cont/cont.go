@@ -224,7 +224,7 @@ func summarize(status int, contentType, sessionID string, body []byte) *Summary 
 	if err == nil && len(contentType) <= maxHeaderValue && utf8.ValidString(contentType) {
 		s.ContentType = contentType // the agent's header: shown only when it is a media type
 	}
-	if len(sessionID) <= maxHeaderValue && isVisibleASCII(sessionID) {
+	if len(sessionID) <= maxHeaderValue && flow.VisibleASCII(sessionID) {
 		s.RuntimeSessionID = sessionID
 	}
 	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
@@ -256,15 +256,6 @@ func summarize(status int, contentType, sessionID string, body []byte) *Summary 
 		cut -= max(over/6, 1)
 		cut = max(cut, 0)
 	}
-}
-
-func isVisibleASCII(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if v[i] < 0x21 || v[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func encodedLen(s *Summary) int {

@@ -100,10 +100,8 @@ func (c *ContinueWith) Validate() error {
 		if n < minRuntimeSessionID || n > maxRuntimeSessionID {
 			return invalid("continueWith.runtimeSessionId", "must be %d-%d characters", minRuntimeSessionID, maxRuntimeSessionID)
 		}
-		for i := 0; i < n; i++ {
-			if b := c.RuntimeSessionID[i]; b < 0x21 || b > 0x7e {
-				return invalid("continueWith.runtimeSessionId", "must be visible ASCII characters (it travels as a header)")
-			}
+		if !VisibleASCII(c.RuntimeSessionID) {
+			return invalid("continueWith.runtimeSessionId", "must be visible ASCII characters (it travels as a header)")
 		}
 	}
 	if len(c.Payload) == 0 {
@@ -113,6 +111,17 @@ func (c *ContinueWith) Validate() error {
 		return invalid("continueWith.payload", "must be at most %d bytes of compact JSON", MaxContinuePayload)
 	}
 	return nil
+}
+
+// VisibleASCII reports whether s holds visible ASCII characters only
+// (0x21-0x7e), as a header value such as a runtime session id does.
+func VisibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // Account and RuntimeID are the runtime's account and id, from the ARN or

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/consentflow/consentflow/internal/adapters/awsconf"
 	"github.com/consentflow/consentflow/internal/cont"
 	"github.com/consentflow/consentflow/internal/contract"
 	"github.com/consentflow/consentflow/internal/flow"
@@ -49,11 +48,6 @@ func (r Runtime) Invoke(ctx context.Context, in cont.Invocation) (*cont.Response
 	req.RuntimeSessionId, req.RuntimeUserId = opt(in.RuntimeSessionID), opt(in.RuntimeUserID)
 	out, err := r.API.InvokeAgentRuntime(ctx, req, func(o *bedrockagentcore.Options) {
 		o.RetryMaxAttempts = 1
-		if o.HTTPClient != nil {
-			// Also when the client was not built from awsconf.Load (a streamed answer
-			// is what the race breaks; see awsconf.PlainRequestBodies).
-			o.HTTPClient = awsconf.PlainRequestBodies(o.HTTPClient)
-		}
 		// A runtime ARN names its region: the call goes there (and is signed for it),
 		// not to the function's region. The id form is in the function's region.
 		if t, ok := contract.ParseAgentRuntimeTarget(in.AgentRuntime); ok {

@@ -51,9 +51,7 @@ type plainBodies struct{ next HTTPClient }
 
 func (c plainBodies) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
-		if _, plain := req.Body.(*plainBody); !plain {
-			req.Body = &plainBody{r: req.Body}
-		}
+		req.Body = &plainBody{r: req.Body}
 	}
 	return c.next.Do(req)
 }

@@ -58,11 +58,6 @@ type AgentRuntime struct {
 	Endpoints []string `json:"endpoints,omitempty"`
 }
 
-// runtimeOf reads an agent runtime ARN (consentflow's one grammar of it).
-func runtimeOf(arn string) (contract.AgentRuntimeTarget, bool) {
-	return contract.ParseAgentRuntimeARN(arn)
-}
-
 // forwarder forwards invocations to local agents; it follows no redirect
 // (the WorkloadAccessToken header would go along).
 var forwarder = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -74,7 +69,7 @@ const maxRuntimePayload = 16 << 20
 // AddAgentRuntime registers (or replaces) an agent runtime on a running
 // server, with the same checks as Config.AgentRuntimes.
 func (s *Server) AddAgentRuntime(rt AgentRuntime) error {
-	rtID, ok := runtimeOf(rt.ARN)
+	rtID, ok := contract.ParseAgentRuntimeARN(rt.ARN)
 	if !ok {
 		return fmt.Errorf("emulator: agent runtime ARN %q is not arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>", rt.ARN)
 	}
@@ -211,7 +206,7 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		arn = ""
 		s.mu.Lock()
 		for a := range s.runtimes {
-			if t, _ := runtimeOf(a); t.Account == account && t.ID == target {
+			if t, _ := contract.ParseAgentRuntimeARN(a); t.Account == account && t.ID == target {
 				arn = a
 			}
 		}
@@ -242,7 +237,7 @@ func (s *Server) serveRuntime(w http.ResponseWriter, r *http.Request, target str
 		u = user{kind: "userId", value: userID, vaultID: "uid\x00" + userID}
 	}
 	tok := randomToken(96)
-	rtID, _ := runtimeOf(rt.ARN)
+	rtID, _ := contract.ParseAgentRuntimeARN(rt.ARN)
 	workload := rtID.ID
 	s.tokens[tok] = &workloadToken{workload: workload, user: u, expires: s.now().Add(WorkloadTokenTTL)}
 	s.mu.Unlock()
