@@ -302,12 +302,12 @@ type Call struct {
 	Op         string    // an Op* name
 	Time       time.Time // the server's clock
 	RequestID  string    // X-Amzn-Requestid of the answer
-	HTTPStatus int
-	ErrorType  string // "" on success, else e.g. "ThrottlingException"
-	Workload   string
-	Provider   string
-	UserKind   string // "userId", "userToken" or "" (no user)
-	Flow       string // USER_FEDERATION, M2M, ...
+	HTTPStatus int       // the answer's status code
+	ErrorType  string    // "" on success, else e.g. "ThrottlingException"
+	Workload   string    // the workload identity the call was for, if any
+	Provider   string    // the credential provider it named, if any
+	UserKind   string    // "userId", "userToken" or "" (no user)
+	Flow       string    // USER_FEDERATION, M2M, ...
 	// Outcome says what happened: "vault-hit", "session-started", "session-in-progress",
 	// "session-failed", "token-issued", "completed", "allowed", "denied", "page-shown",
 	// "auto-approved", "fault", or "denied:<why>" for a refused completion.
